@@ -1,0 +1,44 @@
+"""Shared fixtures: where the real scenes are, and tiny fake scene files with the real layout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REAL_DATA = REPO.parent / "shared" / "data"
+
+
+def real_data_root() -> Path:
+    return Path(os.environ.get("TFHSI_TEST_DATA", DEFAULT_REAL_DATA))
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The real scenes (../shared/data or $TFHSI_TEST_DATA); skips the test when absent."""
+    root = real_data_root()
+    if not (root / "indian_pines" / "Indian_pines_corrected.mat").is_file():
+        pytest.skip(f"real scenes not found in {root} (set TFHSI_TEST_DATA)")
+    return root
+
+
+@pytest.fixture
+def fake_data_dir(tmp_path: Path) -> Path:
+    """A data directory with tiny seeded fake files laid out like the real ones."""
+    from fake_scenes import write_fake_scene
+
+    for name in ("indian_pines", "pavia_u", "salinas_a"):
+        write_fake_scene(name, tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _no_user_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tests never read or write the user's real data directory by accident."""
+    monkeypatch.setenv("TFHSI_DATA_DIR", str(tmp_path_factory.mktemp("empty_data_dir")))

@@ -1,0 +1,89 @@
+"""The layering rule of DESIGN.md, held by a test, plus lint.
+
+cli → recipes, report → {data, models, train, compress, export, profile} (siblings that
+never import each other) → {_keras, errors, registry, atomic, env}. Only ``tfhsi/_keras.py``
+imports TensorFlow, tf_keras or TF-MOT; ``report`` never imports TensorFlow at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tfhsi"
+SIBLINGS = ("data", "models", "train", "compress", "export", "profile")
+TF_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_only_keras_module_imports_tensorflow() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in _modules()
+        if path.name != "_keras.py" or path.parent != PACKAGE
+        for name in _imports(path)
+        if name.split(".")[0] in TF_MODULES
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("package", SIBLINGS)
+def test_sibling_packages_do_not_import_each_other(package: str) -> None:
+    folder = PACKAGE / package
+    if not folder.is_dir():
+        pytest.skip(f"tfhsi.{package} does not exist yet")
+    others = {f"tfhsi.{name}" for name in SIBLINGS if name != package} | {
+        "tfhsi.recipes",
+        "tfhsi.report",
+        "tfhsi.cli",
+    }
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in folder.rglob("*.py")
+        for name in _imports(path)
+        if any(name == other or name.startswith(other + ".") for other in others)
+    ]
+    assert offenders == []
+
+
+def test_report_never_imports_tensorflow() -> None:
+    folder = PACKAGE / "report"
+    if not folder.is_dir():
+        pytest.skip("tfhsi.report does not exist yet")
+    offenders = [
+        str(path)
+        for path in folder.rglob("*.py")
+        for name in _imports(path)
+        if name.split(".")[0] in TF_MODULES or name.startswith("tfhsi._keras")
+    ]
+    assert offenders == []
+
+
+def test_ruff_is_clean() -> None:
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    root = PACKAGE.parent
+    result = subprocess.run(
+        [ruff, "check", "tfhsi", "tests", "tools"], cwd=root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,37 @@
+"""The only module that imports TensorFlow, tf_keras and TF-MOT.
+
+TF-MOT works with Keras 2 only; TensorFlow 2.16+ defaults to Keras 3. Setting
+``TF_USE_LEGACY_KERAS=1`` before TensorFlow is imported makes ``tf.keras`` the
+``tf_keras`` package, so TF-MOT's wrappers accept our models. Everything else in
+tfhsi imports ``tf``, ``keras`` and ``tfmot`` from here.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfhsi.errors import SetupError
+
+try:
+    import tensorflow as tf
+    import tf_keras as keras
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise SetupError(
+        f"cannot import TensorFlow / tf_keras ({exc}). Install them with "
+        "`pip install 'tensorflow==2.21.*' 'tf-keras==2.21.*'` (same minor version)."
+    ) from exc
+
+try:
+    import tensorflow_model_optimization as tfmot
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise SetupError(
+        f"cannot import tensorflow_model_optimization ({exc}). "
+        "Install it with `pip install 'tensorflow-model-optimization==0.8.*'`."
+    ) from exc
+
+tf.get_logger().setLevel("ERROR")
+
+__all__ = ["keras", "tf", "tfmot"]

@@ -1,0 +1,65 @@
+"""Atomic file writes: a temp file beside the target, fsync, then ``os.replace``.
+
+A reader never sees a half-written file under the final name: after a crash,
+SIGINT or a full disk there is either the old file, the complete new one, or
+nothing; the temp file is removed on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path in ``target``'s folder; renames it to ``target`` on success.
+
+    Use it for writers that want a path (``np.save``, ``model.save``, converters).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(target: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Opens a temp file for writing; it becomes ``target`` only if the block succeeds."""
+    if not mode.startswith("w"):
+        raise ValueError(f"atomic_open writes only; got mode {mode!r}")
+    with atomic_path(target) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
+
+
+def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
+    """Atomically writes ``data`` to ``target`` and returns the path."""
+    with atomic_open(target, "wb") as f:
+        f.write(data)
+    return Path(target)
+
+
+def write_text(target: str | os.PathLike[str], text: str) -> Path:
+    """Atomically writes UTF-8 ``text`` to ``target`` and returns the path."""
+    return write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically writes ``obj`` as indented JSON."""
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,46 @@
+"""The ``tfhsi`` command line.
+
+Sub-command modules import TensorFlow inside their command functions only, so
+``tfhsi --help`` and the data commands start instantly. A :class:`TfhsiError`
+raised anywhere below becomes one red line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from tfhsi.cli import data as data_cli
+from tfhsi.cli import doctor as doctor_cli
+from tfhsi.cli._console import err_console
+from tfhsi.errors import TfhsiError
+
+
+class _ErrorReportingGroup(TyperGroup):
+    """Turns user errors into a one-line message and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TfhsiError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    name="tfhsi",
+    cls=_ErrorReportingGroup,
+    help="Train, compress, export and profile hyperspectral image classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_cli.app, name="data")
+app.command("doctor")(doctor_cli.doctor)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,197 @@
+"""``tfhsi data``: list, inspect, download and verify scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tfhsi.cli._console import console, err_console
+
+app = typer.Typer(
+    help="List, inspect, download and verify hyperspectral scenes.", no_args_is_help=True
+)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="TFHSI_DATA_DIR",
+        help="Data directory (default: $TFHSI_DATA_DIR, else the per-user cache).",
+        show_default=False,
+    ),
+]
+SceneName = Annotated[str, typer.Argument(help="Scene name, see `tfhsi data list`.")]
+
+
+@app.command("list")
+def list_scenes(data_dir: DataDir = None) -> None:
+    """List the known scenes and which files are present in the data directory."""
+    from tfhsi.data.download import find_file, resolve_data_dir
+    from tfhsi.data.scenes import SCENES
+
+    root = resolve_data_dir(data_dir)
+    table = Table(title=f"Scenes (data directory: {root})")
+    table.add_column("name", no_wrap=True)
+    table.add_column("scene")
+    table.add_column("sensor")
+    table.add_column("H×W×B", no_wrap=True)
+    table.add_column("classes", justify="right")
+    table.add_column("labelled", justify="right")
+    table.add_column("on disk")
+    for name, scene in SCENES.items():
+        present = [f.filename for f in scene.files if find_file(scene, f, root)]
+        status = (
+            "cube + labels"
+            if len(present) == 2
+            else ("labels only" if scene.labels.filename in present else "-")
+        )
+        table.add_row(
+            name,
+            scene.title,
+            scene.sensor,
+            "×".join(map(str, scene.shape)),
+            str(scene.n_classes),
+            f"{scene.labelled_pixels:,}",
+            status,
+        )
+    console.print(table)
+
+
+@app.command("info")
+def info(scene: SceneName, data_dir: DataDir = None) -> None:
+    """Show a scene's metadata, files, shape and per-class pixel counts."""
+    from tfhsi.data.download import find_file, resolve_data_dir, short_sha
+    from tfhsi.data.io import load_labels, read_mat_array
+    from tfhsi.data.scene_data import class_counts
+    from tfhsi.data.scenes import get_scene
+
+    meta = get_scene(scene)
+    root = resolve_data_dir(data_dir)
+    console.print(f"[bold]{meta.title}[/] ({meta.name}) — {meta.sensor}")
+    console.print(f"cite: {meta.citation}")
+    console.print(f"data directory: {root}")
+    cube_path = find_file(meta, meta.cube, root)
+    labels_path = find_file(meta, meta.labels, root)
+    files = Table(show_header=True, box=None, pad_edge=False)
+    for column in ("file", "key", "sha256", "on disk"):
+        files.add_column(column, overflow="fold")
+    for file, path in ((meta.cube, cube_path), (meta.labels, labels_path)):
+        files.add_row(
+            file.filename,
+            file.key,
+            short_sha(file.sha256),
+            str(path) if path else "[red]missing[/]",
+        )
+    console.print(files)
+
+    if cube_path:
+        cube = read_mat_array(cube_path, meta.cube.key, ndim=3)
+        console.print(f"cube: {cube.shape[0]}×{cube.shape[1]}×{cube.shape[2]} {cube.dtype}")
+    else:
+        h, w, b = meta.shape
+        console.print(
+            f"cube: not present (published shape {h}×{w}×{b}). To get it: "
+            f"`tfhsi data download {meta.name} --data-dir {root}`, or download {meta.cube.url} "
+            f"into {root / meta.folder}"
+            + (f" (sha256 {meta.cube.sha256})." if meta.cube.sha256 else ".")
+        )
+    if labels_path is None:
+        console.print(f"labels: not present. `tfhsi data download {meta.name}` fetches them.")
+        return
+    labels, _, _ = load_labels(meta.name, data_dir=root, verify=False)
+    counts = class_counts(labels, meta.n_classes)
+    table = Table(
+        title=f"{meta.n_classes} classes, {int(counts.sum()):,} labelled pixels ({labels.shape[0]}×{labels.shape[1]})"
+    )
+    table.add_column("id", justify="right")
+    table.add_column("class")
+    table.add_column("pixels", justify="right")
+    for index, (name, count) in enumerate(zip(meta.class_names, counts, strict=True), start=1):
+        table.add_row(str(index), name, f"{int(count):,}")
+    table.add_section()
+    table.add_row("", "total", f"{int(counts.sum()):,}")
+    console.print(table)
+
+
+@app.command("download")
+def download(
+    scene: SceneName,
+    data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if present.")] = False,
+) -> None:
+    """Download a scene's files from the official URLs, verifying their sha256."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from tfhsi.data.download import download_file, resolve_data_dir, sha256_file
+    from tfhsi.data.scenes import get_scene
+
+    meta = get_scene(scene)
+    root = resolve_data_dir(data_dir)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+    ) as bar:
+        for file in meta.files:
+            task = bar.add_task(file.filename, total=file.size)
+
+            def report(done: int, total: int | None, task: int = task) -> None:
+                bar.update(task, completed=done, total=total)
+
+            path = download_file(meta, file, root, force=force, progress=report)
+            note = (
+                "verified" if file.sha256 else f"no published checksum; sha256 {sha256_file(path)}"
+            )
+            bar.console.print(f"[green]✓[/] {path} ({note})")
+
+
+@app.command("verify")
+def verify(
+    scene: Annotated[
+        str | None, typer.Argument(help="Scene to verify (default: every scene on disk).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the sha256 of scene files on disk against the published checksums."""
+    from tfhsi.data.download import (
+        check_file,
+        mismatch_message,
+        missing_file_error,
+        resolve_data_dir,
+    )
+    from tfhsi.data.scenes import SCENES, get_scene
+
+    root = resolve_data_dir(data_dir)
+    scenes = [get_scene(scene)] if scene else [s for _, s in SCENES.items()]
+    failures: list[str] = []
+    checked = 0
+    for meta in scenes:
+        for file in meta.files:
+            result = check_file(meta, file, root)
+            if result.status == "missing":
+                if scene:  # a named scene must be complete
+                    failures.append(str(missing_file_error(meta, file, root)))
+                    console.print(f"[red]✗ missing[/]  {meta.name}: {file.filename}")
+                continue
+            checked += 1
+            assert result.path is not None and result.sha256 is not None
+            if result.status == "ok":
+                console.print(f"[green]✓ ok[/]       {meta.name}: {result.path}")
+            elif result.status == "unverifiable":
+                console.print(
+                    f"[yellow]? no sum[/]   {meta.name}: {result.path} sha256 {result.sha256}"
+                )
+            else:
+                console.print(f"[red]✗ mismatch[/] {meta.name}: {result.path}")
+                failures.append(mismatch_message(meta, file, result.path, result.sha256))
+    if not scene and checked == 0:
+        console.print(f"no scene files in {root}; `tfhsi data download SCENE` fetches one.")
+    for failure in failures:
+        err_console.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+    if failures:
+        raise typer.Exit(1)

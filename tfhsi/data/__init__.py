@@ -1,0 +1,1 @@
+"""Scenes, splits, transforms and streaming patches (the data layer)."""
