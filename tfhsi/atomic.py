@@ -24,7 +24,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    # The temp name ends like the target (".weights.h5", ".keras"): writers pick formats by suffix.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".part{''.join(target.suffixes)}", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -29,6 +29,10 @@ class DownloadError(TfhsiError):
     """A download failed (network, HTTP status, disk)."""
 
 
+class ModelFileNotFoundError(TfhsiError, FileNotFoundError):
+    """A model file (.tflite, .keras, weights) that was asked for does not exist."""
+
+
 class SplitError(TfhsiError):
     """A train/val/test split cannot be made as asked."""
 

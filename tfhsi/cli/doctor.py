@@ -47,9 +47,9 @@ def _import_problems() -> list[str]:
         from tfhsi._keras import keras, tf
     except Exception as exc:
         return [f"importing the stack failed: {type(exc).__name__}: {exc}"]
-    if not keras.__version__.startswith("2.") or not tf.keras.__version__.startswith("2."):
+    if not keras.__version__.startswith("2.") or not tf.keras.__name__.startswith("tf_keras"):
         return [
-            f"tf.keras is Keras {tf.keras.__version__}, not Keras 2; set TF_USE_LEGACY_KERAS=1 before "
+            f"tf.keras is {tf.keras.__name__}, not tf_keras (Keras 2); set TF_USE_LEGACY_KERAS=1 before "
             "importing TensorFlow (tfhsi does this in tfhsi._keras) and install tf-keras."
         ]
     return []
