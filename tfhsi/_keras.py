@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors still raise as Python exceptions
 
 from tfhsi.errors import SetupError
 

@@ -14,6 +14,8 @@ from typer.core import TyperGroup
 
 from tfhsi.cli import data as data_cli
 from tfhsi.cli import doctor as doctor_cli
+from tfhsi.cli import models as models_cli
+from tfhsi.cli import train as train_cli
 from tfhsi.cli._console import err_console
 from tfhsi.errors import TfhsiError
 
@@ -38,6 +40,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(models_cli.app, name="models")
+app.command("train")(train_cli.train)
+app.command("evaluate")(train_cli.evaluate)
+app.command("predict-map")(train_cli.predict_map)
 app.command("doctor")(doctor_cli.doctor)
 
 

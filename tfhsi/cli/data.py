@@ -195,3 +195,56 @@ def verify(
         err_console.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
     if failures:
         raise typer.Exit(1)
+
+
+@app.command("split")
+def split(
+    scene: SceneName,
+    spec: Annotated[
+        str, typer.Option("--split", help="random:F | random:N | disjoint:F | mask:TRAIN[,TEST]")
+    ] = "random:0.1",
+    patch: Annotated[
+        int, typer.Option(help="Patch size of the model (guard band and leakage).")
+    ] = 11,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    val: Annotated[float, typer.Option(help="Share of each class for validation.")] = 0.0,
+    save: Annotated[Path | None, typer.Option(help="Write the masks to this .npz.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make a train/val/test split and report per-class counts and spatial leakage."""
+    from tfhsi.data.io import load_labels
+    from tfhsi.data.scenes import get_scene
+    from tfhsi.data.splits import make_split
+
+    meta = get_scene(scene)
+    labels, _, _ = load_labels(meta.name, data_dir=data_dir)
+    result = make_split(
+        labels, spec, seed=seed, patch_size=patch, val_fraction=val, class_names=meta.class_names
+    )
+    table = Table(title=f"{meta.title}: {spec}, patch {patch}, seed {seed}")
+    for column in ("class", "labelled", "train", "val", "test", "train %"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    totals = dict.fromkeys(("labelled", "train", "val", "test"), 0)
+    for row in result.summary(labels, meta.class_names):
+        for key in totals:
+            totals[key] += int(row[key])
+        table.add_row(
+            str(row["name"]),
+            *(f"{int(row[k]):,}" for k in ("labelled", "train", "val", "test")),
+            f"{100 * float(row['train_fraction']):.1f}",
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        *(f"{totals[k]:,}" for k in ("labelled", "train", "val", "test")),
+        f"{100 * totals['train'] / max(1, totals['labelled']):.1f}",
+    )
+    console.print(table)
+    console.print(
+        f"leakage: {100 * result.leakage():.1f} % of test pixels lie inside a {patch}×{patch} training patch"
+        + (" (spatially disjoint: none)" if result.leakage() == 0 else "")
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if save:
+        console.print(f"saved: {result.save(save)}")

@@ -1,0 +1,1 @@
+"""Model compression: pruning, quantization-aware training, distillation, clustering, lowering."""

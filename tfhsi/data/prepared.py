@@ -1,0 +1,125 @@
+"""A scene made ready for a model: split, transform fitted on training pixels, patch streams.
+
+:func:`prepare` is the one place where the data-layer pieces meet, so every command and
+recipe gets the same leakage-safe order: split first, fit the spectral transform on the
+training pixels only, apply it to the whole cube, then stream patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tfhsi.data.patches import Layout
+from tfhsi.data.scene_data import SceneData
+from tfhsi.data.splits import Split
+from tfhsi.data.transforms import SpectralTransform
+from tfhsi.errors import SplitError
+
+if TYPE_CHECKING:
+    from tfhsi._keras import tf
+
+SPLIT_FILE = "split.npz"
+TRANSFORM_FILE = "transform.npz"
+
+
+@dataclass(frozen=True)
+class PreparedScene:
+    """A scene with its split, its fitted transform and the transformed float32 cube."""
+
+    scene: SceneData
+    split: Split
+    transform: SpectralTransform
+    cube: np.ndarray
+
+    @property
+    def bands(self) -> int:
+        return int(self.cube.shape[-1])
+
+    def centers(self, subset: str) -> np.ndarray:
+        """``(N, 2)`` row/col of the pixels of ``subset`` (train, val or test)."""
+        return self.split.centers(subset)
+
+    def targets(self, subset: str) -> np.ndarray:
+        """0-based class indices of the pixels of ``subset``, in :meth:`centers` order."""
+        rows, cols = self.centers(subset).T
+        return (self.scene.labels[rows, cols] - 1).astype(np.int32)
+
+    def dataset(
+        self,
+        subset: str,
+        *,
+        patch_size: int,
+        layout: Layout,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: bool = False,
+    ) -> tf.data.Dataset:
+        """Batched ``(patches, class index)`` of ``subset``, streamed from the padded cube."""
+        from tfhsi.data.pipeline import patch_dataset
+
+        centers = self.centers(subset)
+        if len(centers) == 0:
+            raise SplitError(
+                f"the {subset} set of split {self.split.spec!r} on {self.scene.display_name} is empty; "
+                "choose a larger fraction or another split."
+            )
+        return patch_dataset(
+            self.cube,
+            centers,
+            self.targets(subset),
+            patch_size=patch_size,
+            layout=layout,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            augment=augment,
+        )
+
+    def representative(
+        self, *, patch_size: int, layout: Layout, num_samples: int = 200, seed: int = 0
+    ) -> Callable[[], Iterator[list[np.ndarray]]]:
+        """Calibration patches for int8 conversion, drawn from training pixels only."""
+        from tfhsi.data.pipeline import representative_dataset
+
+        return representative_dataset(
+            self.cube,
+            self.centers("train"),
+            patch_size=patch_size,
+            layout=layout,
+            num_samples=num_samples,
+            seed=seed,
+        )
+
+    def save(self, folder: str | Path) -> dict[str, Any]:
+        """Writes the split and the fitted transform to ``folder``; returns what was written."""
+        folder = Path(folder)
+        return {
+            "split": str(self.split.save(folder / SPLIT_FILE).name),
+            "transform": str(self.transform.save(folder / TRANSFORM_FILE).name),
+        }
+
+
+def prepare(scene: SceneData, split: Split, *, pca_components: int | None = None) -> PreparedScene:
+    """Fits the spectral transform on ``split.train`` pixels only and applies it to the cube."""
+    if split.train.shape != scene.labels.shape:
+        raise SplitError(
+            f"split masks are {split.train.shape[0]}×{split.train.shape[1]} but "
+            f"{scene.display_name} is {scene.labels.shape[0]}×{scene.labels.shape[1]}; "
+            "make the split on this scene's labels."
+        )
+    transform = SpectralTransform.fit(scene.cube, split.train, pca_components=pca_components)
+    return PreparedScene(scene, split, transform, transform.apply(scene.cube))
+
+
+def load_prepared(scene: SceneData, folder: str | Path) -> PreparedScene:
+    """Rebuilds a :class:`PreparedScene` from the split and transform saved in ``folder``."""
+    folder = Path(folder)
+    split = Split.load(folder / SPLIT_FILE)
+    transform = SpectralTransform.load(folder / TRANSFORM_FILE)
+    return PreparedScene(scene, split, transform, transform.apply(scene.cube))

@@ -1,0 +1,293 @@
+"""One model on one scene: train, evaluate (Keras or .tflite), predict a full-scene map.
+
+This module composes the layers (data → models → train → export/profile); the methods
+themselves never import each other. A training run directory holds everything needed to
+evaluate or deploy the model later with exactly the same preprocessing:
+
+``run.json`` (what was asked, resolved sizes, environment, input sha256), ``split.npz``,
+``transform.npz``, ``history.json``, ``best.weights.h5``, ``model.keras``, ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfhsi.atomic import atomic_path, write_json
+from tfhsi.data.datasets import open_dataset
+from tfhsi.data.prepared import PreparedScene, load_prepared, prepare
+from tfhsi.data.scene_data import SceneData
+from tfhsi.data.splits import make_split
+from tfhsi.env import environment
+from tfhsi.errors import ConfigError, DataFormatError, ModelFileNotFoundError
+from tfhsi.models import MODELS
+from tfhsi.train.config import TrainConfig
+from tfhsi.train.metrics import Metrics
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """Everything that defines a trained model (and so its cache key)."""
+
+    dataset: str
+    model: str
+    split: str = "random:0.1"
+    seed: int = 0
+    patch_size: int | None = None
+    pca: int | None = None
+    width: float = 1.0
+    val_fraction: float = 0.05
+    batch_size: int = 64
+    augment: bool = False
+    class_weights: bool = False
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def resolved(self, scene_bands: int) -> ExperimentSpec:
+        """Fills the patch size and PCA bands from the model's paper defaults."""
+        spec = MODELS.get(self.model)
+        patch = self.patch_size or spec.default_patch
+        pca = self.pca
+        if pca is None and spec.default_bands is not None and scene_bands > spec.default_bands:
+            pca = spec.default_bands
+        if pca is not None and pca >= scene_bands:
+            pca = None
+        return replace(self, patch_size=patch, pca=pca, train=replace(self.train, seed=self.seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentSpec:
+        return cls(**{**data, "train": TrainConfig(**data["train"])})
+
+
+def prepare_experiment(
+    spec: ExperimentSpec, scene: SceneData, *, run_dir: Path | None = None
+) -> PreparedScene:
+    """The split and transform of a run: reloaded from ``run_dir`` if saved there, else made."""
+    if run_dir is not None and (run_dir / "split.npz").is_file():
+        return load_prepared(scene, run_dir)
+    patch = spec.patch_size or 1
+    split = make_split(
+        scene.labels,
+        spec.split,
+        seed=spec.seed,
+        patch_size=patch,
+        val_fraction=spec.val_fraction,
+        class_names=scene.class_names,
+    )
+    return prepare(scene, split, pca_components=spec.pca)
+
+
+def train_experiment(
+    spec: ExperimentSpec,
+    *,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Trains ``spec.model`` on ``spec.dataset`` and evaluates it on the test set.
+
+    Returns the metrics record (also written to ``metrics.json``).
+    """
+    from tfhsi.models import build_model
+    from tfhsi.train.evaluate import evaluate
+    from tfhsi.train.fit import balanced_class_weights, train_model
+
+    out = Path(out_dir)
+    if (out / RUN_FILE).is_file() and not resume:
+        raise ConfigError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out."
+        )
+    scene = open_dataset(spec.dataset, data_dir=data_dir)
+    spec = spec.resolved(scene.n_bands)
+    if resume and (out / RUN_FILE).is_file():
+        saved = ExperimentSpec.from_dict(json.loads((out / RUN_FILE).read_text())["spec"])
+        if saved != spec:
+            raise ConfigError(
+                f"--resume in {out}: the options differ from the interrupted run's ({RUN_FILE}); "
+                "resume with the same options or choose another --out."
+            )
+    started = time.perf_counter()
+    prepared = prepare_experiment(spec, scene, run_dir=out)
+    layout = MODELS.get(spec.model).layout
+    record = {
+        "kind": "train",
+        "spec": spec.to_dict(),
+        "dataset": {
+            "name": scene.name,
+            "synthetic": scene.synthetic,
+            "shape": list(scene.shape),
+            "sources": scene.sources,
+        },
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    prepared.save(out)
+    write_json(out / RUN_FILE, record)
+
+    model = build_model(
+        spec.model,
+        bands=prepared.bands,
+        n_classes=scene.n_classes,
+        patch_size=spec.patch_size,
+        width=spec.width,
+        seed=spec.seed,
+    )
+
+    def stream(subset: str, *, training: bool = False):
+        return prepared.dataset(
+            subset,
+            patch_size=spec.patch_size or 1,
+            layout=layout,
+            batch_size=spec.batch_size,
+            shuffle=training,
+            seed=spec.seed,
+            augment=training and spec.augment,
+        )
+
+    weights = (
+        balanced_class_weights(prepared.targets("train"), scene.n_classes)
+        if spec.class_weights
+        else None
+    )
+    result = train_model(
+        model,
+        stream("train", training=True),
+        stream("val") if prepared.split.val.any() else stream("test"),
+        config=spec.train,
+        out_dir=out,
+        resume=resume,
+        class_weight=weights,
+        report=report,
+    )
+    if not prepared.split.val.any() and report:
+        report("warning: no validation pixels; the test set picked the best epoch (optimistic).")
+    with atomic_path(out / MODEL_FILE) as tmp:
+        model.save(str(tmp))
+    metrics = evaluate(model.predict_on_batch, stream("test"), class_names=scene.class_names)
+    summary = {
+        "dataset": scene.display_name,
+        "model": spec.model,
+        "split": spec.split,
+        "seed": spec.seed,
+        "parameters": int(model.count_params()),
+        "leakage": prepared.split.leakage(),
+        "pixels": {s: int(prepared.split.mask(s).sum()) for s in ("train", "val", "test")},
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_time_s": result.wall_time_s,
+        "wall_time_s": time.perf_counter() - started,
+        "keras": metrics.to_dict(),
+    }
+    write_json(out / METRICS_FILE, summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A training run directory, ready to evaluate any of its models."""
+
+    folder: Path
+    spec: ExperimentSpec
+    prepared: PreparedScene
+
+    @property
+    def layout(self) -> str:
+        return MODELS.get(self.spec.model).layout
+
+    @property
+    def patch_size(self) -> int:
+        return self.spec.patch_size or 1
+
+
+def find_run_dir(path: Path) -> Path:
+    """The run directory holding ``path`` (the path itself or its parent)."""
+    for candidate in (path, path.parent):
+        if (candidate / RUN_FILE).is_file():
+            return candidate
+    raise ConfigError(
+        f"{path} is not inside a tfhsi run directory (no {RUN_FILE} beside it); pass --run RUN_DIR "
+        "pointing at the training run whose split and transform the model needs."
+    )
+
+
+def load_run(run_dir: Path, *, data_dir: str | Path | None = None) -> LoadedRun:
+    """Reopens a run: its scene (verified), split and fitted transform."""
+    record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    spec = ExperimentSpec.from_dict(record["spec"])
+    scene = open_dataset(spec.dataset, data_dir=data_dir)
+    return LoadedRun(run_dir, spec, load_prepared(scene, run_dir))
+
+
+def predictor(path: Path, *, threads: int | None = None) -> tuple[Predict, str]:
+    """A batch → logits callable for a ``.keras`` model or a ``.tflite`` file, and its kind."""
+    if not path.exists():
+        raise ModelFileNotFoundError(
+            f"{path} does not exist; pass a .keras model or a .tflite file."
+        )
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if path.suffix == ".tflite":
+        from tfhsi.profile.interpreter import TFLiteModel
+
+        return TFLiteModel(path, num_threads=threads).predict, "tflite"
+    if path.suffix in (".keras", ".h5"):
+        from tfhsi._keras import keras
+
+        model = keras.models.load_model(str(path), compile=False)
+        return model.predict_on_batch, "keras"
+    raise DataFormatError(
+        f"{path}: unknown model format {path.suffix!r}; expected .keras, .h5 or .tflite."
+    )
+
+
+def evaluate_path(
+    path: Path, run: LoadedRun, *, subset: str = "test", threads: int | None = None
+) -> Metrics:
+    """OA/AA/Kappa of the model at ``path`` on ``subset`` of the run's split, same preprocessing."""
+    from tfhsi.train.evaluate import evaluate
+
+    predict, _ = predictor(path, threads=threads)
+    batches = run.prepared.dataset(
+        subset, patch_size=run.patch_size, layout=run.layout, batch_size=256
+    )  # type: ignore[arg-type]
+    return evaluate(predict, batches, class_names=run.prepared.scene.class_names)
+
+
+def predict_scene(
+    predict: Predict, run: LoadedRun, *, labelled_only: bool = False, batch_size: int = 256
+) -> np.ndarray:
+    """Predicted labels 1..C for every pixel (or only labelled ones; 0 elsewhere)."""
+    from tfhsi.data.pipeline import patch_dataset
+
+    labels = run.prepared.scene.labels
+    mask = labels > 0 if labelled_only else np.ones_like(labels, dtype=bool)
+    centers = np.argwhere(mask).astype(np.int32)
+    stream = patch_dataset(
+        run.prepared.cube,
+        centers,
+        None,
+        patch_size=run.patch_size,
+        layout=run.layout,
+        batch_size=batch_size,  # type: ignore[arg-type]
+    )
+    predictions = [np.argmax(np.asarray(predict(np.asarray(batch))), axis=-1) for batch in stream]
+    out = np.zeros(labels.shape, np.int32)
+    out[mask] = np.concatenate(predictions) + 1
+    return out

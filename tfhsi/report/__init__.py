@@ -1,0 +1,1 @@
+"""Reports: tables, plots and classification maps from run records. Never imports TensorFlow."""
