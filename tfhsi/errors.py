@@ -48,6 +48,10 @@ class ConfigError(TfhsiError):
     """An option, field or specification string is malformed."""
 
 
+class RecipeError(TfhsiError):
+    """A recipe cannot be found, parsed or validated; the message names the field and the fix."""
+
+
 class SetupError(TfhsiError):
     """The installed packages cannot work together (e.g. Keras 3 where tf_keras is needed)."""
 

@@ -103,6 +103,14 @@ def test_early_stopping_counts_epochs_since_best(tmp_path: Path) -> None:
     assert result.epochs_run - result.best_epoch == 2
 
 
+def test_best_epoch_is_only_picked_after_best_after(tmp_path: Path) -> None:
+    train, val = _data()
+    config = TrainConfig(epochs=6, patience=None, best_after=4)
+    result = train_model(_model(), train, val, config=config, out_dir=tmp_path)
+    assert result.best_epoch in (5, 6)
+    assert result.epochs_run == 6
+
+
 def test_balanced_class_weights_inverse_to_frequency() -> None:
     weights = balanced_class_weights(np.array([0, 0, 0, 1]), 3)
     assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}

@@ -14,7 +14,9 @@ from typer.core import TyperGroup
 
 from tfhsi.cli import data as data_cli
 from tfhsi.cli import doctor as doctor_cli
+from tfhsi.cli import export as export_cli
 from tfhsi.cli import models as models_cli
+from tfhsi.cli import recipe as recipe_cli
 from tfhsi.cli import train as train_cli
 from tfhsi.cli._console import err_console
 from tfhsi.errors import TfhsiError
@@ -44,6 +46,9 @@ app.add_typer(models_cli.app, name="models")
 app.command("train")(train_cli.train)
 app.command("evaluate")(train_cli.evaluate)
 app.command("predict-map")(train_cli.predict_map)
+app.command("audit")(export_cli.audit)
+app.add_typer(export_cli.app, name="export")
+app.add_typer(recipe_cli.app, name="recipe")
 app.command("doctor")(doctor_cli.doctor)
 
 

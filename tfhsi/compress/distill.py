@@ -126,7 +126,8 @@ class _HintSpec:
         self.student_output = s_out
         self.teacher_output = t_out
         self.adapter = keras.layers.Dense(self.t_shape[-1], name=f"hint_adapter_{index}")
-        self.adapter.build((None, *self.s_shape))
+        with tf.name_scope(self.adapter.name):  # variables named hint_adapter_i/kernel
+            self.adapter.build((None, *self.s_shape))
 
     def loss(self, s_feat: tf.Tensor, t_feat: tf.Tensor) -> tf.Tensor:
         """Per-sample MSE between the adapted student feature and the teacher feature."""
@@ -261,9 +262,9 @@ class Distiller(keras.Model):
             "student_loss": _reduce(ce, sample_weight),
             "distillation_loss": temp**2 * _reduce(kl, sample_weight),
         }
-        total = self.alpha * losses["student_loss"] + (1.0 - self.alpha) * losses[
-            "distillation_loss"
-        ]
+        total = (
+            self.alpha * losses["student_loss"] + (1.0 - self.alpha) * losses["distillation_loss"]
+        )
         if self._hints:
             hint = tf.add_n(
                 [
@@ -278,8 +279,9 @@ class Distiller(keras.Model):
         return losses
 
     def _update_metrics(self, y: tf.Tensor, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        batch = tf.shape(losses["logits"])[0]  # epoch values are per-sample means, as in Keras
         for name, tracker in self._trackers.items():
-            tracker.update_state(losses[name])
+            tracker.update_state(losses[name], sample_weight=batch)
         self._accuracy.update_state(y, losses["logits"])
         return {m.name: m.result() for m in self.metrics}
 

@@ -10,6 +10,7 @@ to :func:`tfhsi.train.evaluate.evaluate` exactly like ``keras_model.predict_on_b
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,50 @@ class TFLiteModel:
                 "samples; use predict() for any batch size"
             )
         return self._run(np.ascontiguousarray(x))
+
+    def ops(self) -> list[dict[str, Any]]:
+        """The model's operators in execution order, as LiteRT lists them.
+
+        Each dict has ``op_name`` (e.g. ``"CONV_2D"``), ``inputs`` and ``outputs`` (tensor
+        indices, ``-1`` for an omitted optional input). Nodes that stand for a delegate
+        (XNNPACK) are left out, so the list is the same with and without XNNPACK.
+        """
+        return [op for op in self._interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+
+    def tensors(self) -> dict[int, dict[str, Any]]:
+        """Tensor details (``name``, ``shape``, ``dtype``, quantisation) by tensor index."""
+        return {t["index"]: t for t in self._interpreter.get_tensor_details()}
+
+    def invoke_timings(self, x_raw: np.ndarray, *, runs: int, warmup: int = 0) -> np.ndarray:
+        """Times ``invoke()`` alone on one fixed, already-quantised input.
+
+        The input is set once; ``warmup`` untimed invocations come first, then ``runs``
+        timed ones (``time.perf_counter_ns`` around each ``invoke()``).
+
+        Returns:
+            ``(runs,)`` float64 seconds, one per timed invocation.
+
+        Raises:
+            DataFormatError: for a dtype or shape other than the model's input batch.
+            ConfigError: for ``runs < 1`` or ``warmup < 0``.
+        """
+        if runs < 1 or warmup < 0:
+            raise ConfigError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+        x = np.asarray(x_raw)
+        if x.dtype != self.input_dtype:
+            raise DataFormatError(
+                f"invoke_timings takes the model's raw input dtype {self.input_dtype}, got {x.dtype}"
+            )
+        self._check_input(x)
+        self._ensure_shape(tuple(x.shape))
+        self._interpreter.set_tensor(self._in["index"], np.ascontiguousarray(x))
+        invoke = self._interpreter.invoke
+        for _ in range(warmup):
+            invoke()
+        times = np.empty(runs, np.float64)
+        clock = time.perf_counter_ns
+        for i in range(runs):
+            start = clock()
+            invoke()
+            times[i] = clock() - start
+        return times * 1e-9

@@ -21,6 +21,8 @@ class TrainConfig:
         seed: Seeds Python, NumPy and TensorFlow.
         deterministic: Ask TensorFlow for deterministic kernels (slower on some ops).
         tensorboard: Write TensorBoard logs to ``<out>/tensorboard`` (needs the tensorboard package).
+        best_after: Epochs that can be neither the best epoch nor count towards early
+            stopping (e.g. pruning: only epochs after the target sparsity is reached).
     """
 
     epochs: int = 100
@@ -31,6 +33,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     tensorboard: bool = False
+    best_after: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -39,6 +42,8 @@ class TrainConfig:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}.")
+        if not 0 <= self.best_after < self.epochs:
+            raise ConfigError(f"best_after must be in [0, epochs), got {self.best_after}.")
         if self.monitor not in ("val_accuracy", "val_loss"):
             raise ConfigError(
                 f"monitor must be 'val_accuracy' or 'val_loss', got {self.monitor!r}."

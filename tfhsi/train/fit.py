@@ -86,11 +86,13 @@ def _load_history(out_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _best(epochs: list[dict[str, float]], monitor: str) -> tuple[int, float]:
-    values = [e[monitor] for e in epochs]
+def _best(epochs: list[dict[str, float]], monitor: str, after: int = 0) -> tuple[int, float]:
+    """1-based best epoch among epochs ``after + 1 ...`` (the last one if none) and its value."""
+    after = min(after, len(epochs) - 1)
+    values = [e[monitor] for e in epochs[after:]]
     pick = np.argmin if monitor.endswith("loss") else np.argmax
     index = int(pick(values))
-    return index + 1, float(values[index])
+    return after + index + 1, float(values[index])
 
 
 class _Bookkeeper(keras.callbacks.Callback):
@@ -119,7 +121,10 @@ class _Bookkeeper(keras.callbacks.Callback):
             self.model.stop_training = True
         epochs = self.state["epochs"]
         epochs.append(logs)
-        best_epoch, _ = _best(epochs, self.config.monitor)
+        if len(epochs) <= self.config.best_after:  # not yet eligible (e.g. still pruning)
+            write_json(self.out_dir / HISTORY, self.state)
+            return
+        best_epoch, _ = _best(epochs, self.config.monitor, self.config.best_after)
         if best_epoch == len(epochs):
             with atomic_path(self.out_dir / BEST_WEIGHTS) as tmp:
                 self.model.save_weights(str(tmp))
@@ -226,9 +231,12 @@ def train_model(
         write_json(out / HISTORY, state)
         shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
 
+    if not (out / BEST_WEIGHTS).is_file():  # stopped (NaN loss) before any epoch was eligible
+        with atomic_path(out / BEST_WEIGHTS) as tmp:
+            model.save_weights(str(tmp))
     model.load_weights(str(out / BEST_WEIGHTS))
     epochs = state["epochs"]
-    best_epoch, best_value = _best(epochs, config.monitor)
+    best_epoch, best_value = _best(epochs, config.monitor, config.best_after)
     return TrainResult(
         history={k: [e[k] for e in epochs] for k in epochs[0]},
         epochs_run=len(epochs),

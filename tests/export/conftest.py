@@ -1,0 +1,86 @@
+"""Tiny models converted once per session with each preset (TF is slow to start)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+BANDS_2D, PATCH, CLASSES = 8, 5, 4
+BANDS_3D = 24
+
+
+def random_representative(shape: tuple[int, ...], n: int = 16, seed: int = 0):
+    """A calibration function yielding ``n`` batch-1 float32 samples of ``shape``."""
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        for _ in range(n):
+            yield [rng.normal(size=(1, *shape)).astype(np.float32)]
+
+    return generate
+
+
+def _student2d():
+    from tfhsi.models import build_model
+
+    return build_model("student2d", bands=BANDS_2D, n_classes=CLASSES, patch_size=PATCH, seed=0)
+
+
+def _student3d():
+    from tfhsi.models import build_model
+
+    return build_model(
+        "student3d", bands=BANDS_3D, n_classes=CLASSES, patch_size=PATCH, width=0.5, seed=0
+    )
+
+
+def _planted_float():
+    """A 2-D model whose ELU has no int8 kernel: the int8 preset leaves it in float32."""
+    from tfhsi._keras import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((PATCH, PATCH, BANDS_2D), name="patch")
+    x = keras.layers.Conv2D(8, 3, name="conv")(inp)
+    x = keras.layers.ELU(name="planted_elu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(CLASSES, name="logits")(x)
+    return keras.Model(inp, out, name="planted")
+
+
+MODELS: dict[str, tuple[Callable, tuple[int, ...]]] = {
+    "student2d": (_student2d, (PATCH, PATCH, BANDS_2D)),
+    "student3d": (_student3d, (PATCH, PATCH, BANDS_3D, 1)),
+    "planted": (_planted_float, (PATCH, PATCH, BANDS_2D)),
+}
+
+
+class Converted:
+    """Builds each model once and converts it with a preset on first request."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, object] = {}
+        self.cache: dict[tuple[str, str], bytes] = {}
+
+    def model(self, name: str):
+        if name not in self.models:
+            self.models[name] = MODELS[name][0]()
+        return self.models[name]
+
+    def __call__(self, name: str, preset: str) -> bytes:
+        from tfhsi.export import convert
+
+        key = (name, preset)
+        if key not in self.cache:
+            shape = MODELS[name][1]
+            self.cache[key] = convert(
+                self.model(name), preset, representative=random_representative(shape)
+            )
+        return self.cache[key]
+
+
+@pytest.fixture(scope="session")
+def converted() -> Converted:
+    """``converted(model_name, preset) -> bytes``, cached for the whole session."""
+    return Converted()

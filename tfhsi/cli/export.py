@@ -1,0 +1,152 @@
+"""``tfhsi audit`` and ``tfhsi export``: what a ``.tflite`` really is, and firmware sources.
+
+Nothing here imports TensorFlow: the audit reads the flatbuffer with LiteRT's schema,
+so ``tfhsi audit MODEL.tflite`` answers in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from tfhsi.cli._console import console
+
+if TYPE_CHECKING:
+    from tfhsi.export.inspect import ModelAudit
+
+app = typer.Typer(help="Export .tflite models for firmware.", no_args_is_help=True)
+
+ModelArg = Annotated[Path, typer.Argument(help="A .tflite file.", show_default=False)]
+
+
+@app.callback()
+def export() -> None:
+    """Export .tflite models for firmware."""
+    # A callback keeps `c-array` a sub-command even while it is the only command.
+
+
+def audit(
+    model: ModelArg,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the audit as JSON (machine-readable).")
+    ] = False,
+    tflm_smoke: Annotated[
+        bool,
+        typer.Option(
+            "--tflm-smoke", help="Also load and invoke the model once in the TFLite Micro runtime."
+        ),
+    ] = False,
+    require: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require",
+            help="Exit with code 1 unless the model fits this target "
+            "(litert-xnnpack, tflm, edgetpu); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Audit a .tflite op by op: dtypes, float islands, and whether it fits LiteRT+XNNPACK, TFLite Micro and the Edge TPU.
+
+    A model is called full int8, or said to fit a target, only if every operator says
+    so. The Edge TPU check is static: the Edge TPU compiler is not run.
+    """
+    from tfhsi.export.inspect import audit as run_audit
+    from tfhsi.export.targets import TARGETS
+
+    for name in require or []:
+        TARGETS.get(name)  # unknown names fail before the work, with suggestions
+    report = run_audit(model, tflm_smoke=tflm_smoke)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_audit(report)
+    missed = [name for name in require or [] if not report.verdicts[name].ok]
+    if missed:
+        if not json_out:
+            console.print(f"[red]required target(s) not met: {', '.join(missed)}[/]")
+        raise typer.Exit(1)
+
+
+def render_audit(report: ModelAudit) -> None:
+    """Prints the op table, float islands and per-target verdicts."""
+    from tfhsi.export.targets import TARGETS, describe_kind
+
+    island_ops = {op.label for island in report.float_islands for op in island.ops}
+    float_ops = {op.label for op in report.float_ops}
+    table = Table(title=f"{report.source}: {report.summary()}", title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("op", no_wrap=True)
+    table.add_column("computes")
+    table.add_column("inputs", overflow="fold")
+    table.add_column("weights", overflow="fold")
+    table.add_column("outputs", overflow="fold")
+    for op in report.ops:
+        kind = report.kinds[op.label]
+        style = (
+            "bold red" if op.label in island_ops else ("yellow" if op.label in float_ops else "")
+        )
+        data = [t.describe() for t in op.inputs if not t.is_constant]
+        weights = [t.describe() for t in op.weights]
+        table.add_row(
+            str(op.index) if not op.subgraph else f"{op.index}@{op.subgraph}",
+            op.name,
+            describe_kind(op, kind).removeprefix("computes in "),
+            ", ".join(data),
+            ", ".join(weights),
+            ", ".join(t.describe() for t in op.outputs),
+            style=style,
+        )
+    console.print(table)
+    io = ", ".join(t.describe() for t in report.inputs) + " → "
+    io += ", ".join(t.describe() for t in report.outputs)
+    console.print(f"model I/O: {io}")
+    if report.class_names is not None:
+        console.print(
+            f"labels: {len(report.class_names)} classes ({', '.join(report.class_names[:6])}"
+            + (", …)" if len(report.class_names) > 6 else ")")
+        )
+    for island in report.float_islands:
+        console.print(f"[bold red]float island:[/] {island.describe()}", highlight=False)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    for name, verdict in report.verdicts.items():
+        mark = "[green]✓[/]" if verdict.ok else "[red]✗[/]"
+        console.print(f"{mark} [bold]{TARGETS.get(name).title}[/] ({name})", highlight=False)
+        for reason in verdict.reasons:
+            console.print(f"    {reason}", highlight=False, soft_wrap=True)
+
+
+@app.command("c-array")
+def c_array(
+    model: ModelArg,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output path without suffix (default: beside the model, <stem>_data).",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option(help="C identifier of the array.")] = "g_model",
+    alignment: Annotated[int, typer.Option(help="alignas() of the array (TFLM needs 16).")] = 16,
+) -> None:
+    """Write a .tflite as C++ sources (<out>.h, <out>.cc) for firmware; labels come from <stem>.labels.txt if present."""
+    from tfhsi.export.c_array import write_c_array
+    from tfhsi.export.graph import read_model_bytes
+    from tfhsi.export.tflite import labels_path
+
+    data = read_model_bytes(model)
+    sidecar = labels_path(model)
+    labels = None
+    if sidecar.is_file():
+        labels = [n.strip() for n in sidecar.read_text(encoding="utf-8").splitlines() if n.strip()]
+    stem = out if out is not None else model.with_name(f"{model.stem}_data")
+    header, source = write_c_array(data, stem, name=name, alignment=alignment, class_names=labels)
+    extra = f", {len(labels)} labels" if labels else ""
+    console.print(f"wrote {header} and {source} ({len(data):,} bytes, alignas({alignment}){extra})")

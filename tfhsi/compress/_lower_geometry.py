@@ -1,0 +1,157 @@
+"""The arithmetic of Conv3D lowering: output lengths, TF padding, the two kernels, costs.
+
+NumPy only (no TensorFlow), so the maths can be read and tested on its own. Axis
+names follow :mod:`tfhsi.compress.lower`: ``h, w`` spatial, ``d`` spectral (depth),
+``c`` channels; a folded tensor stores element ``(h, w, d, c)`` at ``(h, w, d * C + c)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """One axis of a convolution or pooling window, with TensorFlow's padding rule.
+
+    ``"same"`` pads ``total = max((out - 1) * stride + span - size, 0)`` with
+    ``total // 2`` before and the rest after (the convention of every TF conv/pool op,
+    applied to each axis on its own, which is what makes the lowering exact).
+    """
+
+    size: int
+    kernel: int
+    stride: int
+    padding: str
+    dilation: int = 1
+
+    @property
+    def span(self) -> int:
+        """Extent of the (dilated) window."""
+        return (self.kernel - 1) * self.dilation + 1
+
+    @property
+    def out(self) -> int:
+        if self.padding == "same":
+            return -(-self.size // self.stride)
+        return max((self.size - self.span) // self.stride + 1, 0)
+
+    @property
+    def pad_before(self) -> int:
+        return self.pad_total // 2
+
+    @property
+    def pad_after(self) -> int:
+        return self.pad_total - self.pad_before
+
+    @property
+    def pad_total(self) -> int:
+        if self.padding != "same":
+            return 0
+        return max((self.out - 1) * self.stride + self.span - self.size, 0)
+
+    def window_start(self, index: int) -> int:
+        """First input position (possibly negative, i.e. in the padding) of output ``index``."""
+        return index * self.stride - self.pad_before
+
+
+def dense_kernel(kernel: np.ndarray, depth: AxisPlan) -> np.ndarray:
+    """The banded ``(kh, kw, D_in * C_in, D_out * C_out)`` Conv2D kernel of a Conv3D kernel.
+
+    Block ``(d_in, d_out)`` holds ``kernel[:, :, t]`` where ``d_in = start(d_out) + t * dilation``
+    and zeros elsewhere; taps that fall into the spectral padding are simply left out,
+    which is what zero padding contributes.
+    """
+    kh, kw, kd, c_in, c_out = kernel.shape
+    out = np.zeros((kh, kw, depth.size * c_in, depth.out * c_out), dtype=kernel.dtype)
+    for d_out in range(depth.out):
+        start = depth.window_start(d_out)
+        for t in range(kd):
+            d_in = start + t * depth.dilation
+            if 0 <= d_in < depth.size:
+                out[:, :, d_in * c_in : (d_in + 1) * c_in, d_out * c_out : (d_out + 1) * c_out] = (
+                    kernel[:, :, t]
+                )
+    return out
+
+
+def sliced_kernel(kernel: np.ndarray) -> np.ndarray:
+    """The ``(1, kd, kh * kw * C_in, C_out)`` kernel of the spectral Conv2D.
+
+    Input channel ``(i * kw + j) * C_in + c`` is spatial tap ``(i, j)`` of channel ``c``.
+    """
+    kh, kw, kd, c_in, c_out = kernel.shape
+    return kernel.transpose(2, 0, 1, 3, 4).reshape(1, kd, kh * kw * c_in, c_out)
+
+
+def fold_batch_norm(
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    epsilon: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of ``BN(conv(x))`` (inference statistics) as one convolution."""
+    scale = 1.0 / np.sqrt(variance.astype(np.float64) + epsilon)
+    if gamma is not None:
+        scale = scale * gamma
+    shift = -mean * scale
+    if beta is not None:
+        shift = shift + beta
+    if bias is not None:
+        shift = shift + bias * scale
+    folded = kernel.astype(np.float64) * scale  # broadcast over the last (output) axis
+    return folded.astype(kernel.dtype), shift.astype(kernel.dtype)
+
+
+@dataclass(frozen=True)
+class ConvCosts:
+    """Weights (kernel + bias) and multiply-accumulates per sample of one lowered Conv3D."""
+
+    params_before: int
+    params_dense: int
+    params_sliced: int
+    macs_before: int
+    macs_dense: int
+    macs_sliced: int
+
+
+def conv_costs(
+    *,
+    kernel_shape: tuple[int, int, int, int, int],
+    use_bias: bool,
+    height: AxisPlan,
+    width: AxisPlan,
+    depth: AxisPlan,
+) -> ConvCosts:
+    """What each strategy costs; "sliced" keeps the Conv3D's own weights and MACs."""
+    kh, kw, kd, c_in, c_out = kernel_shape
+    positions = height.out * width.out
+    kernel = kh * kw * kd * c_in * c_out
+    dense_kernel_size = kh * kw * depth.size * c_in * depth.out * c_out
+    bias = c_out if use_bias else 0
+    return ConvCosts(
+        params_before=kernel + bias,
+        params_dense=dense_kernel_size + bias * depth.out,
+        params_sliced=kernel + bias,
+        macs_before=positions * depth.out * kernel,
+        macs_dense=positions * dense_kernel_size,
+        macs_sliced=positions * depth.out * kernel,
+    )
+
+
+#: "auto" takes the single dense CONV_2D only while its zero blocks cost at most this
+#: factor in weights and MACs; beyond it the sliced form (exact weights) wins.
+AUTO_DENSE_MAX_RATIO = 1.5
+
+
+def choose_strategy(strategy: str, costs: ConvCosts) -> str:
+    """Resolves ``"auto"`` for one layer."""
+    if strategy != "auto":
+        return strategy
+    return "dense" if costs.params_dense <= AUTO_DENSE_MAX_RATIO * costs.params_before else "sliced"

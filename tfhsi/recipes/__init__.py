@@ -1,0 +1,1 @@
+"""Declarative studies: a YAML recipe → validated schema → staged, resumable runner → report."""

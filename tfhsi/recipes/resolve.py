@@ -1,0 +1,55 @@
+"""The resolved recipe: defaults filled in, ``--quick`` applied; what a run saves and hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from tfhsi.recipes.schema import ModelSection, Recipe, TrainSection
+
+
+def apply_quick(recipe: Recipe) -> Recipe:
+    """Caps every training stage at ``quick.epochs`` and latency runs at ``quick.latency_runs``."""
+    cap = recipe.quick.epochs
+
+    def train(section: TrainSection) -> TrainSection:
+        return section.model_copy(update={"epochs": min(section.epochs, cap)})
+
+    def model(section: ModelSection | None) -> ModelSection | None:
+        return (
+            None if section is None else section.model_copy(update={"train": train(section.train)})
+        )
+
+    variants = [
+        v.model_copy(
+            update={
+                "student": model(v.student),
+                "steps": [s.model_copy(update={"epochs": min(s.epochs, cap)}) for s in v.steps],
+            }
+        )
+        for v in recipe.variants
+    ]
+    profile = recipe.profile.model_copy(
+        update={"latency_runs": min(recipe.profile.latency_runs, recipe.quick.latency_runs)}
+    )
+    return recipe.model_copy(
+        update={"teacher": model(recipe.teacher), "variants": variants, "profile": profile}
+    )
+
+
+def resolved_dict(recipe: Recipe, *, quick: bool) -> dict[str, Any]:
+    data = (apply_quick(recipe) if quick else recipe).model_dump(mode="json")
+    data["quick_mode"] = quick
+    return data
+
+
+def resolved_yaml(recipe: Recipe, *, quick: bool) -> str:
+    return yaml.safe_dump(resolved_dict(recipe, quick=quick), sort_keys=False, allow_unicode=True)
+
+
+def stable_hash(data: Any) -> str:
+    """sha256 of canonical JSON: the cache key of whatever ``data`` defines."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
