@@ -271,20 +271,26 @@ def evaluate_path(
 
 
 def predict_scene(
-    predict: Predict, run: LoadedRun, *, labelled_only: bool = False, batch_size: int = 256
+    predict: Predict,
+    prepared: PreparedScene,
+    *,
+    patch_size: int,
+    layout: str,
+    labelled_only: bool = False,
+    batch_size: int = 256,
 ) -> np.ndarray:
     """Predicted labels 1..C for every pixel (or only labelled ones; 0 elsewhere)."""
     from tfhsi.data.pipeline import patch_dataset
 
-    labels = run.prepared.scene.labels
+    labels = prepared.scene.labels
     mask = labels > 0 if labelled_only else np.ones_like(labels, dtype=bool)
     centers = np.argwhere(mask).astype(np.int32)
     stream = patch_dataset(
-        run.prepared.cube,
+        prepared.cube,
         centers,
         None,
-        patch_size=run.patch_size,
-        layout=run.layout,
+        patch_size=patch_size,
+        layout=layout,
         batch_size=batch_size,  # type: ignore[arg-type]
     )
     predictions = [np.argmax(np.asarray(predict(np.asarray(batch))), axis=-1) for batch in stream]

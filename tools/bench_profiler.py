@@ -20,6 +20,7 @@ from tfhsi.atomic import write_json
 from tfhsi.env import environment
 from tfhsi.profile.latency import (
     LatencyStats,
+    comparable,
     litert_benchmark,
     measure_latency,
     percent_difference,
@@ -29,6 +30,7 @@ from tfhsi.profile.latency import (
 def compare(path: Path, *, threads: int, runs: int, warmup: int, rounds: int) -> dict:
     rows: list[dict] = []
     diffs: list[float] = []
+    why_not = ""
     for r in range(rounds):
         ours = measure_latency(path, threads=threads, xnnpack=True, warmup=warmup, runs=runs)
         tool = litert_benchmark(path, threads=threads, runs=runs, warmup=warmup)
@@ -39,17 +41,28 @@ def compare(path: Path, *, threads: int, runs: int, warmup: int, rounds: int) ->
         if diff is None:
             print(f"{path.name}: litert-benchmark reads 0.00 ms; too fast to compare")
             return {"file": str(path), "threads": threads, "unavailable": "below 0.01 ms"}
+        ok, why = comparable(ours, tool)
+        why_not = why_not or why
         diffs.append(diff)
         rows.append({"ours": ours.to_dict(), "tool": tool.to_dict(), "difference_pct": diff})
         print(
             f"{path.name:32s} threads={threads} round {r + 1}: ours {ours.median_ms:9.3f} ms "
             f"(p90 {ours.p90_ms:8.3f})  litert-benchmark {tool.median_ms:8.2f} ms  "
-            f"diff {diff:+6.1f} %",
+            f"diff {diff:+6.1f} %{'' if ok else ' (not comparable)'}",
             flush=True,
         )
     median_diff = statistics.median(diffs)
     print(f"{path.name:32s} threads={threads} median difference {median_diff:+.1f} %")
-    return {"file": str(path), "threads": threads, "rounds": rows, "median_diff_pct": median_diff}
+    if why_not:
+        print(f"{path.name:32s} threads={threads} not comparable: {why_not}")
+    return {
+        "file": str(path),
+        "threads": threads,
+        "rounds": rows,
+        "median_diff_pct": median_diff,
+        "comparable": not why_not,
+        "why_not": why_not,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

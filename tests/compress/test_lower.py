@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,9 @@ from tfhsi.compress.lower import (
     lower_conv3d,
     lowered_input,
 )
+from tfhsi.data.io import load_scene
+from tfhsi.data.prepared import prepare
+from tfhsi.data.splits import make_split
 from tfhsi.errors import ConfigError, UnsupportedError
 from tfhsi.export.tflite import convert
 from tfhsi.models import build_model
@@ -265,6 +269,7 @@ def test_zoo_model_lowers_to_equal_outputs(name: str, strategy: str) -> None:
     lowered, report = lower_conv3d(model, strategy=strategy, check=_patches(model, 8))
     assert report.max_abs_diff is not None and report.max_abs_diff <= ATOL
     assert report.lowered_input_layout == "2d"
+    assert report.as_dict()["layers"][0]["name"] == report.layers[0].name
     assert lowered.input_shape == model.input_shape[:-1]  # (k, k, B, 1) -> (k, k, B)
     assert _max_rank(lowered) <= 4
     n_conv3d = sum(isinstance(layer, layers.Conv3D) for layer in model.layers)
@@ -376,11 +381,37 @@ def test_int8_lowered_student_is_integer_end_to_end_and_runs_on_tflite_micro() -
         assert np.max(np.abs(got - expected)) <= 1
 
 
+def test_lowered_model_saves_and_loads_without_custom_objects(tmp_path: Path) -> None:
+    model = _zoo("hamida3d")
+    lowered, _ = lower_conv3d(model)
+    lowered.save(tmp_path / "lowered.keras")
+    loaded = keras.models.load_model(tmp_path / "lowered.keras")
+    x = lowered_input(_patches(model, 2))
+    np.testing.assert_allclose(loaded(x).numpy(), model(_patches(model, 2)).numpy(), atol=ATOL)
+
+
 def test_lowered_model_can_be_wrapped_for_quantization_aware_training() -> None:
     model = _zoo("student3d")
     lowered, _ = lower_conv3d(model)
     qat = tfmot.quantization.keras.quantize_model(lowered)
     assert qat(lowered_input(_patches(model, 2))).shape == (2, 5)
+
+
+@pytest.mark.real_data
+def test_200_band_zoo_models_lower_exactly_on_real_indian_pines_patches(
+    real_data_dir: Path,
+) -> None:
+    scene = load_scene("indian_pines", data_dir=real_data_dir, verify=False)
+    prepared = prepare(scene, make_split(scene.labels, "random:0.1", seed=0, patch_size=7))
+    for name, patch in (("student3d", 7), ("hamida3d", 5)):
+        samples = prepared.representative(patch_size=patch, layout="3d", num_samples=32)
+        x5 = np.concatenate([x for (x,) in samples()])
+        model = build_model(
+            name, bands=scene.cube.shape[-1], n_classes=16, patch_size=patch, seed=0
+        )
+        _randomize_batch_norms(model, np.random.default_rng(0))
+        _, report = lower_conv3d(model, check=x5)
+        assert report.max_abs_diff is not None and report.max_abs_diff <= ATOL, name
 
 
 # ---------------------------------------------------------------- errors
@@ -400,6 +431,7 @@ def _single(layer: keras.layers.Layer, shape: tuple[int, ...] = (6, 6, 8, 2)) ->
             layers.Conv3D(2, 3, padding="same", data_format="channels_first", name="cf"),
             "'cf' uses data_format='channels_first'",
         ),
+        (layers.Conv3D(2, 3, activation="softmax", name="sm3"), "activation='softmax'"),
         (layers.UpSampling3D(name="ups"), "'ups' (UpSampling3D) receives a 5-D tensor"),
         (layers.Activation("softmax", name="sm"), "'sm' applies 'softmax'"),
         (layers.BatchNormalization(axis=1, name="bn_h"), "'bn_h' normalises axis"),
@@ -409,7 +441,7 @@ def test_unsupported_layer_raises_an_error_naming_it(
     layer: keras.layers.Layer, reason: str
 ) -> None:
     model = _single(layer)
-    with pytest.raises(UnsupportedError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UnsupportedError, match=re.escape(reason)):
         lower_conv3d(model)
 
 
@@ -419,6 +451,15 @@ def test_concatenating_channels_of_5d_tensors_is_rejected() -> None:
     x = layers.Concatenate(axis=-1, name="chan_cat")([a, a])
     model = keras.Model(inputs, layers.Flatten()(x))
     with pytest.raises(UnsupportedError, match="'chan_cat' joins 5-D tensors along axis -1"):
+        lower_conv3d(model)
+
+
+def test_shared_3d_layer_is_rejected_with_its_name() -> None:
+    inputs = keras.Input((5, 5, 6, 2))
+    shared = layers.Conv3D(2, 3, padding="same", name="twice")
+    x = shared(shared(inputs))
+    model = keras.Model(inputs, layers.Flatten()(x))
+    with pytest.raises(UnsupportedError, match=r"'twice' .* is called more than once"):
         lower_conv3d(model)
 
 

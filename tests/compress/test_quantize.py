@@ -139,9 +139,7 @@ def _run(scene: PreparedScene, name: str, *, patch: int = 5) -> Run:
         oa_qat_int8=_oa(qat_int8, x_test, y_test),
         oa_ptq_int8=_oa(TFLiteModel(ptq).predict, x_test, y_test),
         agreement=float(
-            (
-                np.argmax(qat_int8(x_test), 1) == np.argmax(keras_predict(qat)(x_test), 1)
-            ).mean()
+            (np.argmax(qat_int8(x_test), 1) == np.argmax(keras_predict(qat)(x_test), 1)).mean()
         ),
     )
 
@@ -281,7 +279,7 @@ def test_conv3d_followed_by_bn_relu_has_no_quantisation_point_before_the_relu(
 def test_conv3d_kernel_is_quantised_per_output_channel_to_its_absolute_maximum(
     scene: PreparedScene,
 ) -> None:
-    _, qat, (x, _) = _tiny_qat(scene, "student3d")  # calibration ran training-mode passes
+    _, qat, _ = _tiny_qat(scene, "student3d")  # calibration ran training-mode passes
     wrapper = qat.get_layer("quant_conv2")
     (kernel,) = [w.numpy() for w in wrapper.trainable_weights if "kernel" in w.name]
     ranges = {w.name.split("/")[-1]: w.numpy() for w in wrapper.non_trainable_weights}
@@ -363,7 +361,7 @@ def test_unsupported_layers_raise_an_error_naming_them_and_the_ways_out() -> Non
         "double (Lambda: Lambda layer, TF-MOT cannot clone it; replace it with a standard layer)",
         "fc (Dense: fused activation 'elu')",
     ]
-    with pytest.raises(UnsupportedError, match="double.*fc.*configs=.*post-training int8"):
+    with pytest.raises(UnsupportedError, match=r"double.*fc.*configs=.*post-training int8"):
         prepare_qat(model)
 
 
@@ -381,3 +379,21 @@ def test_prepare_refuses_a_qat_model_and_finalize_refuses_a_float_one(run2d: Run
         prepare_qat(run2d.qat_model)
     with pytest.raises(ConfigError, match="not quantization-aware"):
         finalize_qat(run2d.float_model)
+
+
+def test_calibration_leaves_weights_bn_statistics_and_dropout_rates_unchanged(
+    scene: PreparedScene,
+) -> None:
+    keras.utils.set_random_seed(SEED)
+    model = build_model("student3d", bands=BANDS, n_classes=N_CLASSES, patch_size=5, width=0.25)
+    qat = prepare_qat(model)
+    x = np.random.default_rng(SEED).random((8, *model.input_shape[1:]), dtype=np.float32)
+    before = {w.name: w.numpy() for w in qat.weights if not w.name.endswith(("_min:0", "_max:0"))}
+
+    assert calibrate_qat(qat, [x]) == 4  # the 3 ReLU outputs and the logits
+    after = {w.name: w.numpy() for w in qat.weights if w.name in before}
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+    rates = [layer.rate for layer in qat.submodules if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [0.2]
+    assert any("moving_mean" in name for name in before)  # BN statistics were compared

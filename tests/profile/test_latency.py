@@ -62,12 +62,32 @@ def test_benchmark_report_text_is_parsed() -> None:
     assert values["median_ms"] == 0.40 and values["avg_ms"] == 0.42
     assert values["min_ms"] == 0.38 and values["p95_ms"] == 0.55
     assert values["num_runs"] == 100
+    assert values["fully_accelerated"] == 1.0
 
 
 def test_benchmark_result_json_wins_over_text() -> None:
-    saved = json.dumps({"latency": {"median_ms": 1.25, "avg_ms": 1.3, "num_runs": 20}})
+    saved = json.dumps(
+        {
+            "fully_accelerated": False,
+            "latency": {"median_ms": 1.25, "avg_ms": 1.3, "num_runs": 20},
+        }
+    )
     values = lat.parse_benchmark_output(REPORT, saved)
     assert values["median_ms"] == 1.25 and values["num_runs"] == 20
+    assert values["fully_accelerated"] == 0.0
+
+
+def test_multithreaded_figures_of_partly_delegated_models_are_not_comparable() -> None:
+    ours = lat.LatencyStats(2.0, 2.2, 2.0, 1.9, 10, 2, True)
+    partly = lat.LatencyStats(1.0, 1.1, 1.0, 0.9, 10, 2, True, fully_delegated=False)
+    fully = lat.LatencyStats(1.9, 2.1, 1.9, 1.8, 10, 2, True, fully_delegated=True)
+    ok, why = lat.comparable(ours, partly)
+    assert not ok and "not fully delegated" in why and "compare at 1 thread" in why
+    assert lat.comparable(ours, fully) == (True, "")
+    one = lat.LatencyStats(2.0, 2.2, 2.0, 1.9, 10, 1, True)
+    assert lat.comparable(
+        one, lat.LatencyStats(2.0, 2.2, 2.0, 1.9, 10, 1, True, fully_delegated=False)
+    )[0]
 
 
 def test_missing_benchmark_tool_is_unavailable_with_reason(
@@ -88,9 +108,12 @@ def test_litert_benchmark_runs_on_the_same_file(int8_2d_path: Path) -> None:
     assert isinstance(result, lat.LatencyStats), getattr(result, "reason", "")
     assert result.source == "litert-benchmark" and result.runs == 20 and result.xnnpack
     assert 0 <= result.min_ms <= result.median_ms < 1_000
+    assert result.fully_delegated is True  # conv, depthwise, mean, dense: all in XNNPACK
 
 
 def test_percent_difference_is_relative_to_the_reference() -> None:
     ours = lat.LatencyStats(1.1, 1.2, 1.1, 1.0, 10, 1, True)
     ref = lat.LatencyStats(1.0, 1.1, 1.0, 0.9, 10, 1, True, source="litert-benchmark")
     assert lat.percent_difference(ours, ref) == pytest.approx(10.0)
+    zero = lat.LatencyStats(0.0, 0.0, 0.0, 0.0, 10, 1, True, source="litert-benchmark")
+    assert lat.percent_difference(ours, zero) is None  # below the tool's 0.01 ms resolution

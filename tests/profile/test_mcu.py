@@ -8,6 +8,7 @@ import pytest
 from tfhsi.errors import UnsupportedError
 from tfhsi.profile.mcu import (
     KIB,
+    TflmWorker,
     Trial,
     compare_with_litert,
     find_min_arena,
@@ -102,3 +103,13 @@ def test_failure_log_parsing_separates_missing_ops_from_small_arenas() -> None:
     assert small.out_of_memory and unsupported_reason(small) is None
     crashed = Trial(0, False, error="worker crashed (exit code -11)", crashed=True)
     assert "crashed" in (unsupported_reason(crashed) or "")
+
+
+def test_hung_worker_is_killed_counted_as_crash_and_restarted(int8_2d: bytes) -> None:
+    with TflmWorker(int8_2d, timeout_s=1e-4) as worker:  # no answer that fast: "hung"
+        trial, outputs = worker.trial(64 * KIB)
+        assert trial.crashed and not trial.ok and outputs is None
+        assert worker.crashes == 1
+        worker.timeout_s = 120.0
+        trial, outputs = worker.trial(64 * KIB, _inputs(2))
+        assert trial.ok and outputs is not None and outputs.shape == (2, 1, 5)

@@ -16,7 +16,9 @@ from tfhsi.cli import data as data_cli
 from tfhsi.cli import doctor as doctor_cli
 from tfhsi.cli import export as export_cli
 from tfhsi.cli import models as models_cli
+from tfhsi.cli import profile as profile_cli
 from tfhsi.cli import recipe as recipe_cli
+from tfhsi.cli import report as report_cli
 from tfhsi.cli import train as train_cli
 from tfhsi.cli._console import err_console
 from tfhsi.errors import TfhsiError
@@ -47,8 +49,10 @@ app.command("train")(train_cli.train)
 app.command("evaluate")(train_cli.evaluate)
 app.command("predict-map")(train_cli.predict_map)
 app.command("audit")(export_cli.audit)
+app.command("profile")(profile_cli.profile)
 app.add_typer(export_cli.app, name="export")
 app.add_typer(recipe_cli.app, name="recipe")
+app.add_typer(report_cli.app, name="report")
 app.command("doctor")(doctor_cli.doctor)
 
 

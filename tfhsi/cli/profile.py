@@ -138,6 +138,7 @@ def collect(
                         "difference_pct": lat.percent_difference(ours, ref),
                         "tool_resolution_ms": lat.BENCHMARK_RESOLUTION_MS,
                     }
+                    | dict(zip(("comparable", "why_not"), lat.comparable(ours, ref), strict=True))
                     if isinstance(ref, lat.LatencyStats)
                     else {"tool": None, "unavailable": ref.reason}
                 )
@@ -229,6 +230,10 @@ def _accuracy(model: Path, run: Path | None, data_dir: Path | None) -> dict[str,
     }
 
 
+def _ms(value: float) -> str:
+    return f"{value:.3f}" if value >= 0.01 else f"{value:.5f}"
+
+
 def _kib(n: int | None) -> str:
     return "–" if n is None else f"{n / 1024:,.1f} KiB"
 
@@ -275,15 +280,17 @@ def _print(record: dict[str, Any]) -> None:
                 pct = check["difference_pct"]
                 tool = f"{check['tool']['median_ms']:.2f}"
                 diff = "< 0.01 ms" if pct is None else f"{pct:+.1f} %"
+                if not check["comparable"]:
+                    diff += " †"
             else:
                 tool = "[dim]n/a[/]"
         table.add_row(
             str(s["threads"]),
             "on" if s["xnnpack"] else "off",
-            f"{s['median_ms']:.3f}",
-            f"{s['p90_ms']:.3f}",
-            f"{s['mean_ms']:.3f}",
-            f"{s['min_ms']:.3f}",
+            _ms(s["median_ms"]),
+            _ms(s["p90_ms"]),
+            _ms(s["mean_ms"]),
+            _ms(s["min_ms"]),
             tool,
             diff,
         )
@@ -291,6 +298,8 @@ def _print(record: dict[str, Any]) -> None:
     for check in record["litert_benchmark"]:
         if not check.get("tool"):
             console.print(f"[dim]litert-benchmark unavailable: {check['unavailable']}[/]")
+        elif not check["comparable"]:
+            console.print(f"[dim]† {check['threads']} threads: {check['why_not']}[/]")
 
     tf = record["tflm"]
     if "arena" in tf:

@@ -83,14 +83,31 @@ def run(
     resume: Annotated[
         bool, typer.Option(help="Continue the latest (or --out) run stage by stage.")
     ] = False,
+    executor: Annotated[
+        str, typer.Option(help="local (process pool) or ray (an existing Ray cluster).")
+    ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Parallel tasks (default: 1 locally; the cluster's CPUs on Ray)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS or local).")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run a recipe end to end: teacher → variants → .tflite → audit → profile → report."""
+    from tfhsi.recipes.executors import make_executor
     from tfhsi.recipes.loading import load_recipe
     from tfhsi.recipes.runner import run_recipe
 
     loaded, _ = load_recipe(recipe, overrides=tuple(overrides or ()))
     run_dir = run_recipe(
-        loaded, quick=quick, out=out, resume=resume, data_dir=data_dir, log=err_console.print
+        loaded,
+        quick=quick,
+        out=out,
+        resume=resume,
+        data_dir=data_dir,
+        log=err_console.print,
+        executor=make_executor(executor, workers=workers, address=address, log=err_console.print),
     )
     console.print(f"report: {run_dir / 'report.html'}")

@@ -167,7 +167,13 @@ def predict_map(
 
     loaded = load_run(run or find_run_dir(model), data_dir=data_dir)
     predict, kind = predictor(model, threads=threads)
-    predicted = predict_scene(predict, loaded, labelled_only=labelled_only)
+    predicted = predict_scene(
+        predict,
+        loaded.prepared,
+        patch_size=loaded.patch_size,
+        layout=loaded.layout,
+        labelled_only=labelled_only,
+    )
     scene = loaded.prepared.scene
     target = out or loaded.folder / f"map_{model.stem if model.is_file() else 'model'}.png"
     test = loaded.prepared.split.test

@@ -133,6 +133,13 @@ def check_conv3d(layer: Any, x: Folded) -> None:
             f"{where} has groups={layer.groups}; grouped 3-D convolutions are not supported. "
             "Use groups=1."
         )
+    activation = keras.activations.serialize(layer.activation)
+    if activation in ("softmax", "log_softmax"):
+        raise UnsupportedError(
+            f"{where} has activation={activation!r}, which normalises over the channel axis "
+            "that the folded layout interleaves with depth; use a linear Conv3D and apply "
+            "softmax after Flatten/Dense."
+        )
     if x.c != layer.kernel.shape[3]:  # pragma: no cover - Keras would have failed first
         raise UnsupportedError(f"{where}: input channels {x.c} != kernel {layer.kernel.shape}")
 
@@ -218,7 +225,7 @@ def _conv3d_sliced(
     width: AxisPlan,
     depth: AxisPlan,
 ) -> Folded:
-    """Spatial taps as crops stacked tap-minor, then one ``(taps, kd)`` Conv2D with stride ``taps``."""
+    """Spatial taps as crops stacked tap-minor, then one ``(taps, kd)`` Conv2D, stride ``taps``."""
     kh, kw, kd, _, c_out = kernel.shape
     n_taps = kh * kw
     # Conv2D refuses dilation with strides > 1: a spectrally dilated kernel with several
@@ -292,7 +299,7 @@ def is_channel_batch_norm(layer: Any, rank: int) -> bool:
 
 
 def batch_norm(layer: Any, x: Folded) -> tuple[Folded, LayerLowering]:
-    """A channel BatchNormalization on a folded tensor: the same one with statistics tiled ``d`` times."""
+    """Channel BatchNormalization on a folded tensor: the same BN, its vectors tiled ``d`` times."""
     if not is_channel_batch_norm(layer, 5):
         raise UnsupportedError(
             f"BatchNormalization layer {layer.name!r} normalises axis {layer.axis} of a 5-D "

@@ -16,6 +16,9 @@ from tfhsi._keras import keras, tf, tfmot
 
 _q = tfmot.quantization.keras
 _layers = keras.layers
+# Typed as Any: TF-MOT ships no type information to subclass against.
+_LastValueQuantizer: Any = _q.quantizers.LastValueQuantizer
+_QuantizeConfig: Any = _q.QuantizeConfig
 
 
 def _activation_quantizer() -> Any:
@@ -24,7 +27,7 @@ def _activation_quantizer() -> Any:
     )
 
 
-class PerChannelKernelQuantizer(_q.quantizers.LastValueQuantizer):
+class PerChannelKernelQuantizer(_LastValueQuantizer):
     """Symmetric per-output-channel ``LastValueQuantizer`` for kernels of any rank.
 
     TF-MOT's ``LastValueQuantizer(per_axis=True)`` only reduces 2-D and 4-D tensors
@@ -59,7 +62,7 @@ class PerChannelKernelQuantizer(_q.quantizers.LastValueQuantizer):
         return tf.reshape(quantized, tf.shape(inputs))
 
 
-class Conv3DQuantizeConfig(_q.QuantizeConfig):
+class Conv3DQuantizeConfig(_QuantizeConfig):
     """Conv3D: per-channel 8-bit kernel; 8-bit output after the layer's activation.
 
     Args:
@@ -95,7 +98,7 @@ class Conv3DQuantizeConfig(_q.QuantizeConfig):
         return {"quantize_activation": self.quantize_activation}
 
 
-class OutputQuantizeConfig(_q.QuantizeConfig):
+class OutputQuantizeConfig(_QuantizeConfig):
     """A weightless layer: optionally fake-quantise its output (8-bit, moving average).
 
     ``quantize_output=True`` for layers TFLite computes in int8 with their own output
@@ -218,9 +221,12 @@ def unsupported_reason(layer: Any, config: Any, registry: Any) -> str | None:
     if isinstance(layer, _layers.Activation):
         name = _activation_name(layer)
         return None if name in _ACTIVATION_LAYER else f"activation {name!r}"
-    if config is None and not isinstance(layer, _layers.BatchNormalization):
-        if not registry.supports(layer):
-            return "no 8-bit quantize config"
+    if (
+        config is None
+        and not isinstance(layer, _layers.BatchNormalization)
+        and not registry.supports(layer)
+    ):
+        return "no 8-bit quantize config"
     if hasattr(layer, "activation") and _activation_name(layer) not in _FUSED_ACTIVATIONS:
         return f"fused activation {_activation_name(layer)!r}"
     return None

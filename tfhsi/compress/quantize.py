@@ -20,30 +20,37 @@ How layers are quantised:
       anyway (it only removes the quantisation points between the layers). We do the
       same for Conv3D: no quantisation point after the Conv3D or the BN when a BN / ReLU
       follows; the BN output is quantised when no ReLU follows; the ReLU output always.
-      A BN that follows neither a Conv2D/Dense nor a Conv3D is quantised at its output
-      (TFLite runs it as int8 MUL + ADD).
-    * MaxPooling3D and ZeroPadding3D pass int8 values through (no quantisation point);
-      AveragePooling3D is quantised at its output.
+      A BN that follows neither a Conv2D/Dense nor a Conv3D is quantised at its output;
+      the converter keeps it as a float MUL + ADD between DEQUANTIZE and QUANTIZE.
+    * MaxPooling3D and ZeroPadding3D pass values through (no quantisation point);
+      AveragePooling3D is quantised at its output. QAT trains with them, but MaxPool3D
+      and AvgPool3D are not TFLite builtins: converting needs Select TF ops or lowering.
     * Anything else (Lambda, RNNs, nested models, Conv3DTranspose, activations TF-MOT
       cannot model such as ELU) raises :class:`~tfhsi.errors.UnsupportedError` naming the
-      layers; the ways out are a ``configs={name: QuantizeConfig}`` entry, replacing the
-      layer, or post-training int8 quantisation (PTQ), which needs no layer support.
+      layers; the ways out are replacing the layer, a ``configs={name: QuantizeConfig}``
+      entry (not for Lambda layers, which TF-MOT cannot clone), or post-training int8
+      quantisation (PTQ), which needs no layer support.
 
 What TFLite makes of it (measured with TF 2.21 / LiteRT 2.3, see
 tests/compress/test_quantize.py): 2-D models convert to full int8 (every CONV_2D,
-DEPTHWISE_CONV_2D and FULLY_CONNECTED has int8 inputs and outputs). **TFLite has no int8
-CONV_3D kernel**, so the converter keeps every CONV_3D in float32 - float input, float
-weights (the fake-quantised values), float bias add and BatchNormalization MUL/ADD - with a
-DEQUANTIZE before and a QUANTIZE after; only the layers after the last Conv3D run in int8.
-QAT still pays off: the int8 parts and every int8 boundary between Conv3D layers were
-trained for. To get an int8 model without CONV_3D, lower the Conv3D layers to Conv2D
-first (``tfhsi.compress.lower``, the deployment path for microcontrollers) and quantise
-the lowered model. Post-training int8 quantisation of a Conv3D model gives the same
-float-CONV_3D structure.
+DEPTHWISE_CONV_2D and FULLY_CONNECTED has int8 inputs, weights and outputs). **TFLite
+has no int8 CONV_3D kernel**, so the converter keeps every CONV_3D in float32 - float
+input, float32 weights (holding the fake-quantised values, so no size saving), float
+bias ADD and BatchNormalization MUL + ADD - with a DEQUANTIZE before and a QUANTIZE
+after it (the ReLU disappears into the QUANTIZE's range). Only the layers between and
+after the Conv3D layers (Reshape, Conv2D, Dense) run in int8, and every CONV_3D pays
+a dequantise / quantise round trip. QAT still helps accuracy: the int8 boundaries between
+the Conv3D layers and the int8 tail are what it trained for. To get an int8 model without
+CONV_3D, lower the Conv3D layers to Conv2D first (``tfhsi.compress.lower``, the path to
+microcontrollers) and quantise the lowered model. Post-training int8 quantisation of a
+Conv3D model gives the same float-CONV_3D structure.
 
-Quantisation ranges: activations use TF-MOT's moving averages (decay 0.999, starting at
-[-6, 6]), so QAT is meant as a fine-tuning of a trained float model for a few epochs, not
-as training from scratch with very few steps.
+Activation ranges: TF-MOT starts them at [-6, 6] and moves them 0.1 % per step towards the
+data (moving average, decay 0.999), so a short fine-tuning converts with ranges far from
+the data. Pass ``calibration=`` (e.g. the representative dataset PTQ would use) to
+:func:`prepare_qat` to start from measured ranges (:func:`calibrate_qat`); QAT is then a
+fine-tuning of a trained float model (a few epochs, lower learning rate) that starts
+where PTQ ends. Weight ranges are the kernels' last-step absolute maxima, per channel.
 
 Save and load QAT models only with :func:`save_qat` / :func:`load_qat` (they register
 the custom classes); the file is an HDF5 ``.h5`` Keras model without optimizer (tf_keras
@@ -217,7 +224,7 @@ def prepare_qat(
 
 def _ema_decay() -> float:
     """The decay TF-MOT's MovingAverageQuantizer uses (``MovingAvgQuantize``'s default)."""
-    quant_ops = sys.modules.get(
+    quant_ops: Any = sys.modules.get(
         "tensorflow_model_optimization.python.core.quantization.keras.quant_ops"
     )
     try:
@@ -277,7 +284,8 @@ def calibrate_qat(model: keras.Model, calibration: Calibration, *, rounds: int =
     minimum and maximum over the batches, as post-training quantisation does - with
     training-mode forward passes: each pass moves a range by a known fraction towards
     the batch range, from which the batch range is solved exactly. BatchNormalization
-    layers are frozen meanwhile (inference statistics, none updated); no weight changes.
+    and Dropout behave as at inference meanwhile (BN statistics are not updated) and no
+    trainable weight changes; the weight ranges are set from the kernels.
     ``rounds`` repeats the measurement so each layer sees the ranges of the one before.
 
     Args:
@@ -298,13 +306,20 @@ def calibrate_qat(model: keras.Model, calibration: Calibration, *, rounds: int =
         return 0
     decay = _ema_decay()
     batches = _batches(calibration)
+    # Inference behaviour inside training-mode passes: a non-trainable tf_keras BN uses
+    # its moving statistics (and updates none); a Dropout of rate 0 is the identity.
     frozen = [
         layer
         for layer in model.submodules
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
     ]
+    dropouts = {
+        layer: layer.rate for layer in model.submodules if isinstance(layer, keras.layers.Dropout)
+    }
     for layer in frozen:
-        layer.trainable = False  # tf_keras BN then runs in inference mode, even in training
+        layer.trainable = False
+    for layer in dropouts:
+        layer.rate = 0.0
     try:
         for _ in range(rounds):
             low = [np.inf] * len(ranges)
@@ -321,6 +336,8 @@ def calibrate_qat(model: keras.Model, calibration: Calibration, *, rounds: int =
     finally:
         for layer in frozen:
             layer.trainable = True
+        for layer, rate in dropouts.items():
+            layer.rate = rate
     return len(ranges)
 
 

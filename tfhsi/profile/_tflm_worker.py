@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
@@ -117,12 +118,15 @@ class TflmWorker:
     Args:
         model: The ``.tflite`` content.
         source: How to name the model in error messages.
+        timeout_s: A trial without an answer by then counts as a crash (the worker is
+            killed and restarted).
     """
 
-    def __init__(self, model: bytes, *, source: str = "<bytes>") -> None:
+    def __init__(self, model: bytes, *, source: str = "<bytes>", timeout_s: float = 600.0) -> None:
         if model[4:8] != b"TFL3":
             raise DataFormatError(f"{source} is not a TFLite flatbuffer (no 'TFL3' identifier)")
         self.source = source
+        self.timeout_s = timeout_s
         self._dir = tempfile.TemporaryDirectory(prefix="tfhsi-tflm-")
         self._model_path = Path(self._dir.name) / "model.tflite"
         self._model_path.write_bytes(model)
@@ -191,10 +195,13 @@ class TflmWorker:
         try:
             proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.flush()
-            line = proc.stdout.readline()
+            ready, _, _ = select.select([proc.stdout], [], [], self.timeout_s)
+            line = proc.stdout.readline() if ready else ""
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
+            if proc.poll() is None:  # hung: no answer within the timeout
+                proc.kill()
             code = proc.wait()
             self._proc = None
             self.crashes += 1

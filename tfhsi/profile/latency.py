@@ -28,6 +28,7 @@ __all__ = [
     "LatencyStats",
     "Unavailable",
     "all_threads",
+    "comparable",
     "find_benchmark_tool",
     "litert_benchmark",
     "measure_latency",
@@ -52,6 +53,8 @@ class LatencyStats:
         xnnpack: Whether the XNNPACK delegate was applied.
         warmup: Untimed runs before timing.
         source: ``"tfhsi"`` (this module) or ``"litert-benchmark"``.
+        fully_delegated: Whether every op ran in XNNPACK, as litert-benchmark reports it
+            (``None`` when unknown).
     """
 
     median_ms: float
@@ -63,6 +66,7 @@ class LatencyStats:
     xnnpack: bool
     warmup: int = 0
     source: str = "tfhsi"
+    fully_delegated: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -171,6 +175,8 @@ def _parse_text(stdout: str) -> dict[str, float]:
     values: dict[str, float] = {}
     for line in stdout.splitlines():
         line = line.strip()
+        if line.startswith("Fully accelerated:"):
+            values["fully_accelerated"] = float(line.split(":", 1)[1].strip() == "True")
         if not line.startswith("Inference (") or ":" not in line:
             continue
         key, _, rest = line.partition(":")
@@ -188,15 +194,21 @@ def _parse_text(stdout: str) -> dict[str, float]:
 
 
 def parse_benchmark_output(stdout: str, result_json: str | None = None) -> dict[str, float]:
-    """Latency fields of a litert-benchmark run: ``median_ms``, ``avg_ms``, ``min_ms``, ….
+    """Latency fields of a litert-benchmark run: ``median_ms``, ``avg_ms``, ``min_ms``, …,
+    and ``fully_accelerated`` (1.0 / 0.0).
 
     The JSON result file is preferred; the printed report is the fallback.
     """
     if result_json:
         try:
-            latency = json.loads(result_json)["latency"]
-            return {k: float(v) for k, v in latency.items() if isinstance(v, (int, float))}
-        except (ValueError, KeyError, TypeError):
+            saved = json.loads(result_json)
+            values = {
+                k: float(v) for k, v in saved["latency"].items() if isinstance(v, (int, float))
+            }
+            if isinstance(saved.get("fully_accelerated"), bool):
+                values["fully_accelerated"] = float(saved["fully_accelerated"])
+            return values
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass
     return _parse_text(stdout)
 
@@ -214,6 +226,11 @@ def litert_benchmark(
     The tool times its whole Python-level ``run_by_name`` call (input/output buffers
     included), uses XNNPACK, reports milliseconds with two decimals and has no p90; the
     returned ``p90_ms`` is its p95 (an upper bound of p90).
+
+    Its ``--num_threads`` sets XNNPACK's threads only: ops XNNPACK does not take (e.g.
+    ``CONV_3D``) run on one thread there, while ``Interpreter(num_threads=N)`` runs them on
+    N. Above one thread the two agree only for fully delegated models; ``fully_delegated``
+    carries the tool's own verdict so callers can tell (see :func:`comparable`).
 
     Returns:
         The tool's figures (``source="litert-benchmark"``, ``xnnpack=True``), or
@@ -261,7 +278,26 @@ def litert_benchmark(
         xnnpack=True,
         warmup=warmup,
         source=BENCHMARK_TOOL,
+        fully_delegated=(
+            bool(values["fully_accelerated"]) if "fully_accelerated" in values else None
+        ),
     )
+
+
+def comparable(ours: LatencyStats, tool: LatencyStats) -> tuple[bool, str]:
+    """Whether a litert-benchmark figure measures what ``ours`` measured, and why not.
+
+    Same thread count, XNNPACK on, and either one thread or a fully delegated model (the
+    tool's thread count does not reach the ops XNNPACK leaves to the built-in kernels).
+    """
+    if ours.threads != tool.threads or not ours.xnnpack:
+        return False, "different thread count or XNNPACK setting"
+    if ours.threads > 1 and tool.fully_delegated is False:
+        return False, (
+            f"not fully delegated: {BENCHMARK_TOOL} runs the ops XNNPACK leaves over on 1 "
+            f"thread, the LiteRT Interpreter on {ours.threads}; compare at 1 thread"
+        )
+    return True, ""
 
 
 def percent_difference(ours: LatencyStats, reference: LatencyStats) -> float | None:

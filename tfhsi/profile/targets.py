@@ -274,6 +274,13 @@ class _Checks:
         return False if self.failed else None if self.unknown else True
 
 
+def _notes(checks: _Checks, reasons: Sequence[str], limit: int = 5) -> None:
+    for reason in reasons[:limit]:
+        checks.note(reason)
+    if len(reasons) > limit:
+        checks.note(f"… and {len(reasons) - limit} more findings of the static audit")
+
+
 def _check_budget(checks: _Checks, what: str, need: int, parts: str, have: int) -> None:
     relation = "<=" if need <= have else ">"
     text = f"{what} {parts} = {_kib(need)} {relation} {_kib(have)}"
@@ -334,10 +341,13 @@ def assess(
             f"model {_kib(model_bytes)} + runtime code {_kib(target.runtime_code_bytes)} (estimate)",
             target.flash_bytes,
         )
-        if audit_verdict is not None and not audit_verdict[0] and arena_bytes is None:
-            for reason in audit_verdict[1]:
-                checks.note(f"audit: {reason}")
-        if macs is not None:
+        audit_failed = audit_verdict is not None and not audit_verdict[0]
+        if audit_failed and arena_bytes is None and not runtime_error:
+            assert audit_verdict is not None
+            _notes(checks, [f"audit: {r}" for r in audit_verdict[1]])
+        if macs is not None and int8 is False:
+            checks.note("no latency estimate: cycles_per_mac is for int8 kernels")
+        elif macs is not None:
             latency = target.estimated_latency_ms(macs)
             if latency is not None and target.clock_hz is not None:
                 checks.note(
@@ -353,8 +363,8 @@ def assess(
             (checks.passed if ok else checks.fail)(
                 reasons[0] if reasons else "Edge TPU audit " + ("passed" if ok else "failed")
             )
-            for reason in reasons[1:]:
-                checks.note(reason)
+            _notes(checks, [r for r in reasons[1:] if "compiler was not run" not in r])
+            checks.note("static audit only: run edgetpu_compiler on the file for the final word")
         if target.ram_bytes is not None and model_bytes > target.ram_bytes:
             checks.note(
                 f"model {_kib(model_bytes)} > on-chip cache {_kib(target.ram_bytes)}: weights "
@@ -364,8 +374,7 @@ def assess(
         if not runtime_error:
             checks.passed("LiteRT loads and runs the model")
         if audit_verdict is not None:
-            for reason in audit_verdict[1][:4]:
-                checks.note(reason)
+            _notes(checks, audit_verdict[1])
         if target.ram_bytes is not None and model_bytes > target.ram_bytes:
             checks.fail(f"model {_kib(model_bytes)} > RAM budget {_kib(target.ram_bytes)}")
     return Assessment(

@@ -156,26 +156,38 @@ def validate(data: dict[str, Any], *, source: str) -> Recipe:
         raise RecipeError(f"{source}: {exc}") from None
 
 
+def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
+    """The user's key path: pydantic's discriminator tags (``steps.0.prune``) dropped."""
+    from tfhsi.recipes.schema import STEP_TYPES
+
+    parts = [str(p) for p in loc]
+    return [
+        p for i, p in enumerate(parts) if not (p in STEP_TYPES and i > 0 and parts[i - 1].isdigit())
+    ]
+
+
 def describe_error(error: dict[str, Any]) -> str:
     """One line: the field path, what is wrong and how to fix it."""
-    loc = [str(part) for part in error.get("loc", ())]
+    from tfhsi.recipes.schema import METHODS
+
+    raw = [str(part) for part in error.get("loc", ())]
+    loc = _clean_loc(tuple(raw))
     kind = error.get("type", "")
+    field = ".".join(loc) or "recipe"
     if kind == "extra_forbidden":
-        parent, key = loc[:-1], loc[-1]
-        allowed = _allowed_keys(parent)
+        key = loc[-1]
+        allowed = _allowed_keys(raw[:-1])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(allowed)}"
-        return f"{'.'.join(loc)}: unknown key {key!r}{hint}"
-    field = ".".join(p for p in loc if not p.endswith("Step")) or "recipe"
+        return f"{field}: unknown key {key!r}{hint}"
     if kind == "missing":
         return f"{field}: required field is missing; add it."
     if kind == "union_tag_invalid":
-        from tfhsi.recipes.schema import METHODS
-
-        return f"{field}: unknown method {error.get('input', {}).get('method')!r}; valid methods: {', '.join(METHODS)}."
+        given = (
+            error.get("input", {}).get("method") if isinstance(error.get("input"), dict) else None
+        )
+        return f"{field}: unknown method {given!r}; valid methods: {', '.join(METHODS)}."
     if kind == "union_tag_not_found":
-        from tfhsi.recipes.schema import METHODS
-
         return f"{field}: each step needs 'method: <{'|'.join(METHODS)}>'."
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     given = error.get("input")
@@ -189,17 +201,18 @@ def describe_error(error: dict[str, Any]) -> str:
 
 def _allowed_keys(loc: list[str]) -> list[str]:
     """Field names of the schema section at ``loc`` (for 'did you mean')."""
-    from tfhsi.recipes import schema
+    from tfhsi.recipes.schema import STEP_TYPES
 
     model: type[BaseModel] = Recipe
     for part in loc:
         if part.isdigit():
             continue
-        if part.endswith("Step"):
-            model = getattr(schema, part)
+        if part in STEP_TYPES and part not in model.model_fields:
+            model = STEP_TYPES[part]
             continue
-        annotation = model.model_fields[part].annotation if part in model.model_fields else None
-        nested = _model_in(annotation)
+        nested = (
+            _model_in(model.model_fields[part].annotation) if part in model.model_fields else None
+        )
         if nested is None:
             break
         model = nested

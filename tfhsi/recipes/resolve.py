@@ -12,7 +12,7 @@ from tfhsi.recipes.schema import ModelSection, Recipe, TrainSection
 
 
 def apply_quick(recipe: Recipe) -> Recipe:
-    """Caps every training stage at ``quick.epochs`` and latency runs at ``quick.latency_runs``."""
+    """Caps training at ``quick.epochs``, seeds at ``quick.seeds``, timings at ``quick.latency_runs``."""
     cap = recipe.quick.epochs
 
     def train(section: TrainSection) -> TrainSection:
@@ -36,7 +36,12 @@ def apply_quick(recipe: Recipe) -> Recipe:
         update={"latency_runs": min(recipe.profile.latency_runs, recipe.quick.latency_runs)}
     )
     return recipe.model_copy(
-        update={"teacher": model(recipe.teacher), "variants": variants, "profile": profile}
+        update={
+            "teacher": model(recipe.teacher),
+            "variants": variants,
+            "profile": profile,
+            "seeds": recipe.seeds[: recipe.quick.seeds],
+        }
     )
 
 

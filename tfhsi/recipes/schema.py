@@ -97,7 +97,14 @@ Step = Annotated[
     DistillStep | PruneStep | FilterPruneStep | QatStep | ClusterStep,
     Field(discriminator="method"),
 ]
-METHODS = ("distill", "prune", "filter_prune", "qat", "cluster")
+STEP_TYPES: dict[str, type[BaseModel]] = {
+    "distill": DistillStep,
+    "prune": PruneStep,
+    "filter_prune": FilterPruneStep,
+    "qat": QatStep,
+    "cluster": ClusterStep,
+}
+METHODS = tuple(STEP_TYPES)
 
 
 class Variant(_Strict):
@@ -128,9 +135,10 @@ class ProfileSection(_Strict):
 
 
 class QuickSection(_Strict):
-    """What ``--quick`` changes: every training stage capped to a few epochs."""
+    """What ``--quick`` changes: training stages capped to a few epochs, fewer seeds and timings."""
 
     epochs: int = Field(2, ge=1)
+    seeds: int = Field(1, ge=1, description="how many of the recipe's seeds a quick run uses")
     latency_runs: int = Field(5, ge=1)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from tfhsi.report.document import Document, Figure, Section
 from tfhsi.report.tables import Table
 
-__all__ = ["CSS", "build_report", "data_uri", "page", "render_html", "table_html"]
+__all__ = ["CSS", "data_uri", "page", "render_html", "table_html"]
 
 CSS = """
 :root { --ink:#1d2329; --muted:#5b6670; --line:#d9dee3; --head:#f1f4f7; --warn:#b3261e;
@@ -186,10 +186,3 @@ def render_html(doc: Document) -> str:
     parts.append("\n".join(repro))
     parts.append("<footer>Written by tfhsi report from the run record results.json.</footer>")
     return page(doc.title, "\n".join(parts), stamp=doc.stamp)
-
-
-def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Writes every report file of a run; see :func:`tfhsi.report.build.build_report`."""
-    from tfhsi.report.build import build_report as build
-
-    return build(run_dir, out_dir=out_dir)
