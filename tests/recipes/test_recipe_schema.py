@@ -129,7 +129,7 @@ def test_override_of_unknown_field_is_an_error(tmp_path: Path) -> None:
 
 
 def test_override_needs_equals_sign() -> None:
-    with pytest.raises(RecipeError, match="expected key.path=value"):
+    with pytest.raises(RecipeError, match=r"expected key\.path=value"):
         apply_override({}, "teacher.train.epochs")
 
 
