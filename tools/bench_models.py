@@ -1,8 +1,9 @@
 """Model-zoo benchmark on a real scene: OA/AA/Kappa mean ± std over seeds, parameters, wall time.
 
-Each (model, split, seed) is one ``tfhsi train`` run in ``--out/<model>/<split>/seed_<s>``;
-finished runs are reused, so the sweep is resumable. Writes ``summary.json`` and a
-Markdown table (``--markdown``).
+Each (model, split, seed) is one training run in tfhsi's teacher cache ($TFHSI_CACHE_DIR),
+keyed by everything that defines it: finished runs are reused (the sweep is resumable) and
+recipes with the same teacher reuse them too. Writes ``--out/summary.json`` and a Markdown
+table (``--markdown``).
 
     python tools/bench_models.py --dataset indian_pines --data-dir ../shared/data \
         --models hamida3d hybridsn --splits random:0.1 disjoint:0.1 --seeds 0 1 2 --out bench/models
@@ -17,8 +18,10 @@ import time
 from pathlib import Path
 
 from tfhsi.atomic import write_json, write_text
+from tfhsi.data.datasets import open_dataset
 from tfhsi.env import environment
-from tfhsi.experiment import METRICS_FILE, ExperimentSpec, train_experiment
+from tfhsi.experiment import METRICS_FILE, ExperimentSpec
+from tfhsi.recipes.tasks import cached_training
 from tfhsi.train.config import TrainConfig
 from tfhsi.train.metrics import Metrics, aggregate
 
@@ -60,25 +63,17 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
 
+    scene = open_dataset(args.dataset, data_dir=args.data_dir)
     rows = []
     for split in args.splits:
         for model in args.models:
             runs = []
             for seed in args.seeds:
-                folder = args.out / model / split.replace(":", "_") / f"seed_{seed}"
-                if not (folder / METRICS_FILE).is_file():
-                    started = time.perf_counter()
-                    print(
-                        f"[{time.strftime('%H:%M:%S')}] {model} {split} seed {seed} → {folder}",
-                        flush=True,
-                    )
-                    train_experiment(
-                        spec_for(model, args.dataset, split, seed),
-                        out_dir=folder,
-                        data_dir=args.data_dir,
-                        resume=folder.exists(),
-                    )
-                    print(f"  done in {time.perf_counter() - started:.0f}s", flush=True)
+                started = time.perf_counter()
+                print(f"[{time.strftime('%H:%M:%S')}] {model} {split} seed {seed}", flush=True)
+                spec = spec_for(model, args.dataset, split, seed)
+                folder = cached_training(spec, scene, data_dir=args.data_dir, log=lambda _: None)
+                print(f"  {folder} ({time.perf_counter() - started:.0f}s)", flush=True)
                 runs.append(json.loads((folder / METRICS_FILE).read_text()))
             agg = aggregate([Metrics.from_dict(r["keras"]) for r in runs])
             rows.append(

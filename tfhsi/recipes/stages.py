@@ -34,6 +34,7 @@ from tfhsi.train.fit import train_model
 
 Log = Callable[[str], None]
 DONE = "done.json"
+QAT_MODEL = "model.h5"  # TF-MOT's quantize layers reload from HDF5 only
 
 
 @dataclass(frozen=True)
@@ -313,8 +314,12 @@ def qat(
 
         info["scheme"] = "cluster-preserving QAT"
     else:
-        prepare_fn = prepare_qat  # type: ignore[assignment]
-        info["scheme"] = "QAT"
+        info["scheme"] = "QAT (activation ranges calibrated on training patches)"
+        calibration = state.stream("train", batch_size=64).take(8)
+
+        def prepare_fn(model: keras.Model) -> keras.Model:
+            return prepare_qat(model, calibration=calibration)
+
     model = prepare_fn(state.model)
     _fine_tune(model, state, step.epochs, step.lr, stage_dir, seed=seed, log=log)
     return replace(state, model=model, qat=True, history=(*state.history, "qat")), info
@@ -356,7 +361,7 @@ def save_state(state: ModelState, stage_dir: Path, info: dict[str, Any]) -> None
     if state.qat:
         from tfhsi.compress.quantize import save_qat
 
-        save_qat(state.model, stage_dir / "model.keras")
+        save_qat(state.model, stage_dir / QAT_MODEL)
     else:
         with atomic_path(stage_dir / "model.keras") as tmp:
             state.model.save(str(tmp))
@@ -379,7 +384,7 @@ def load_state(state: ModelState, stage_dir: Path) -> ModelState | None:
     if meta["qat"]:
         from tfhsi.compress.quantize import load_qat
 
-        model = load_qat(stage_dir / "model.keras")
+        model = load_qat(stage_dir / QAT_MODEL)
     else:
         model = keras.models.load_model(str(stage_dir / "model.keras"), compile=False)
     return replace(

@@ -90,11 +90,16 @@ def teacher_spec(recipe: Recipe, section: ModelSection, seed: int):
     )
 
 
-def ensure_teacher(recipe: Recipe, seed: int, scene: SceneData, *, data_dir: Any, log: Log) -> Path:
-    """The cached teacher run directory for ``seed``, trained (or resumed) if needed."""
+def cached_training(spec: Any, scene: SceneData, *, data_dir: Any, log: Log) -> Path:
+    """The cache folder of the training run defined by ``spec``, trained (or resumed) if needed.
+
+    The key hashes the resolved :class:`~tfhsi.experiment.ExperimentSpec` and the scene's
+    file checksums, so any recipe or tool asking for the same model reuses it; a file lock
+    makes a concurrent caller wait instead of training it twice.
+    """
     from tfhsi.experiment import METRICS_FILE, train_experiment
 
-    spec = teacher_spec(recipe, recipe.teacher, seed).resolved(scene.n_bands)
+    spec = spec.resolved(scene.n_bands)
     key = stable_hash(
         {"spec": spec.to_dict(), "scene": scene.name, "sources": scene.sources, "format": 1}
     )
@@ -102,13 +107,20 @@ def ensure_teacher(recipe: Recipe, seed: int, scene: SceneData, *, data_dir: Any
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if (folder / METRICS_FILE).is_file():
-            log(f"teacher {spec.model} seed {seed}: cached ({folder})")
+            log(f"{spec.model} seed {spec.seed}: cached ({folder})")
             return folder
-        log(f"teacher {spec.model} seed {seed}: training → {folder}")
+        log(f"{spec.model} seed {spec.seed}: training → {folder}")
         train_experiment(
             spec, out_dir=folder, data_dir=data_dir, resume=folder.exists(), report=log
         )
     return folder
+
+
+def ensure_teacher(recipe: Recipe, seed: int, scene: SceneData, *, data_dir: Any, log: Log) -> Path:
+    """The cached teacher run directory for ``seed``, trained (or resumed) if needed."""
+    return cached_training(
+        teacher_spec(recipe, recipe.teacher, seed), scene, data_dir=data_dir, log=log
+    )
 
 
 def run_task(
