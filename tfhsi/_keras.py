@@ -8,43 +8,15 @@ tfhsi imports ``tf``, ``keras`` and ``tfmot`` from here.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Iterator
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors still raise as Python exceptions
 
 from tfhsi.errors import SetupError
+from tfhsi.native import quiet_native_stderr
 
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Hides TensorFlow's C++ start-up chatter (CUDA stubs, oneDNN notes), which ignores log levels.
-
-    Python exceptions are unaffected. ``TFHSI_TF_LOGS=1`` shows the chatter again.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # captured or replaced stderr
-        fd = -1
-    if fd < 0 or os.environ.get("TFHSI_TF_LOGS") == "1":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    try:
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
-
-
-with _quiet_native_stderr():
+with quiet_native_stderr():
     try:
         import tensorflow as tf
         import tf_keras as keras

@@ -235,8 +235,36 @@ def load_run(run_dir: Path, *, data_dir: str | Path | None = None) -> LoadedRun:
     return LoadedRun(run_dir, spec, load_prepared(scene, run_dir))
 
 
-def predictor(path: Path, *, threads: int | None = None) -> tuple[Predict, str]:
-    """A batch → logits callable for a ``.keras`` model or a ``.tflite`` file, and its kind."""
+@dataclass(frozen=True)
+class Predictor:
+    """A batch → logits callable and the per-sample input shape it expects."""
+
+    predict: Predict
+    kind: str  # "keras" | "tflite"
+    input_shape: tuple[int | None, ...]
+
+    def feed(self, bands: int) -> tuple[int, str]:
+        """(patch size, layout) of the patches this model takes, from its input shape.
+
+        Raises:
+            DataFormatError: the input does not fit a scene with ``bands`` bands.
+        """
+        shape = tuple(self.input_shape)
+        if len(shape) == 4 and shape[3] == 1 and shape[0] == shape[1] and shape[2] == bands:
+            return int(shape[0]), "3d"  # type: ignore[arg-type]
+        if len(shape) == 3 and shape[0] == shape[1] and shape[2] == bands:
+            return int(shape[0]), "2d"  # type: ignore[arg-type]
+        if len(shape) == 2 and shape == (bands, 1):
+            return 1, "1d"
+        raise DataFormatError(
+            f"the model takes inputs of shape {shape}, which are not k×k×{bands}(×1) patches or a "
+            f"{bands}-band spectrum of this run's scene (after its transform: {bands} bands); "
+            "evaluate it on the run it was trained for (--run), or export it for this scene."
+        )
+
+
+def predictor(path: Path, *, threads: int | None = None) -> Predictor:
+    """The predictor of a ``.keras``/``.h5`` model, a ``.tflite`` file or a run directory."""
     if not path.exists():
         raise ModelFileNotFoundError(
             f"{path} does not exist; pass a .keras model or a .tflite file."
@@ -246,12 +274,13 @@ def predictor(path: Path, *, threads: int | None = None) -> tuple[Predict, str]:
     if path.suffix == ".tflite":
         from tfhsi.profile.interpreter import TFLiteModel
 
-        return TFLiteModel(path, num_threads=threads).predict, "tflite"
+        model = TFLiteModel(path, num_threads=threads)
+        return Predictor(model.predict, "tflite", tuple(model.input_shape[1:]))
     if path.suffix in (".keras", ".h5"):
         from tfhsi._keras import keras
 
-        model = keras.models.load_model(str(path), compile=False)
-        return model.predict_on_batch, "keras"
+        loaded = keras.models.load_model(str(path), compile=False)
+        return Predictor(loaded.predict_on_batch, "keras", tuple(loaded.input_shape[1:]))
     raise DataFormatError(
         f"{path}: unknown model format {path.suffix!r}; expected .keras, .h5 or .tflite."
     )
@@ -260,14 +289,17 @@ def predictor(path: Path, *, threads: int | None = None) -> tuple[Predict, str]:
 def evaluate_path(
     path: Path, run: LoadedRun, *, subset: str = "test", threads: int | None = None
 ) -> Metrics:
-    """OA/AA/Kappa of the model at ``path`` on ``subset`` of the run's split, same preprocessing."""
+    """OA/AA/Kappa of the model at ``path`` on ``subset`` of the run's split, same preprocessing.
+
+    The patch size and layout come from the model's input shape, so a student (another patch
+    size) or a lowered model (2-D layout) evaluates on its teacher's run.
+    """
     from tfhsi.train.evaluate import evaluate
 
-    predict, _ = predictor(path, threads=threads)
-    batches = run.prepared.dataset(
-        subset, patch_size=run.patch_size, layout=run.layout, batch_size=256
-    )  # type: ignore[arg-type]
-    return evaluate(predict, batches, class_names=run.prepared.scene.class_names)
+    model = predictor(path, threads=threads)
+    patch, layout = model.feed(run.prepared.bands)
+    batches = run.prepared.dataset(subset, patch_size=patch, layout=layout, batch_size=256)  # type: ignore[arg-type]
+    return evaluate(model.predict, batches, class_names=run.prepared.scene.class_names)
 
 
 def predict_scene(

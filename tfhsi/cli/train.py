@@ -166,12 +166,14 @@ def predict_map(
     from tfhsi.report.maps import false_colour, save_maps
 
     loaded = load_run(run or find_run_dir(model), data_dir=data_dir)
-    predict, kind = predictor(model, threads=threads)
+    chosen = predictor(model, threads=threads)
+    patch, layout = chosen.feed(loaded.prepared.bands)
+    kind = chosen.kind
     predicted = predict_scene(
-        predict,
+        chosen.predict,
         loaded.prepared,
-        patch_size=loaded.patch_size,
-        layout=loaded.layout,
+        patch_size=patch,
+        layout=layout,
         labelled_only=labelled_only,
     )
     scene = loaded.prepared.scene

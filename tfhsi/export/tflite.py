@@ -114,7 +114,8 @@ def convert(
             f"{type(representative).__name__}; pass the function itself, not its result."
         )
 
-    from tfhsi._keras import _quiet_native_stderr, tf
+    from tfhsi._keras import tf
+    from tfhsi.native import quiet_native_stderr
 
     specs = _input_specs(model)
     function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
@@ -144,7 +145,7 @@ def convert(
         converter.inference_output_type = tf.int16
 
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             data = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError ...
         if calibration is not None and calibration.error is not None:

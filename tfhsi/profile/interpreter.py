@@ -24,6 +24,7 @@ from tfhsi.errors import (
     TfhsiError,
     UnsupportedError,
 )
+from tfhsi.native import quiet_native_stderr
 
 try:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -131,12 +132,13 @@ class TFLiteModel:
             OpResolverType.BUILTIN if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         )
         try:
-            self._interpreter = Interpreter(
-                model_content=content,
-                num_threads=num_threads,
-                experimental_op_resolver_type=resolver,
-            )
-            self._interpreter.allocate_tensors()
+            with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate ..."
+                self._interpreter = Interpreter(
+                    model_content=content,
+                    num_threads=num_threads,
+                    experimental_op_resolver_type=resolver,
+                )
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise self._load_error(exc) from exc
         inputs = self._interpreter.get_input_details()
