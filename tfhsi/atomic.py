@@ -2,7 +2,8 @@
 
 A reader never sees a half-written file under the final name: after a crash,
 SIGINT or a full disk there is either the old file, the complete new one, or
-nothing; the temp file is removed on failure.
+nothing; the temp file is removed on failure. A full disk or a read-only folder becomes
+a :class:`~tfhsi.errors.StorageError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from tfhsi.errors import storage_error
 
 
 def _current_umask() -> int:
@@ -30,25 +33,44 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yields a temporary path in ``target``'s folder; renames it to ``target`` on success.
 
     Use it for writers that want a path (``np.save``, ``model.save``, converters).
+
+    Raises:
+        StorageError: the disk is full or the folder is read-only or not writable (the
+            temp file is removed and an earlier ``target`` is left as it was).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The temp name ends like the target (".weights.h5", ".keras"): writers pick formats by suffix.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".part{''.join(target.suffixes)}", dir=target.parent
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The temp name ends like the target (".weights.h5", ".keras"): writers pick formats by suffix.
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=f".part{''.join(target.suffixes)}", dir=target.parent
+        )
+    except OSError as exc:
+        error = storage_error(exc, target, writing=True)
+        if error is None:
+            raise
+        raise error from exc
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        error = storage_error(exc, target, writing=True) if _about(exc, tmp, target) else None
+        if error is not None:
+            raise error from exc
         raise
+
+
+def _about(exc: BaseException, *paths: Path) -> bool:
+    """Whether an ``OSError`` concerns one of ``paths`` (or names no file, e.g. a failed write)."""
+    name = getattr(exc, "filename", None)
+    return name is None or any(os.fspath(name) == os.fspath(p) for p in paths)
 
 
 @contextlib.contextmanager

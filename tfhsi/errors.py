@@ -6,6 +6,9 @@ The CLI prints the message on one line and exits non-zero, without a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class TfhsiError(Exception):
     """Base class of every error tfhsi raises on purpose."""
@@ -58,3 +61,60 @@ class SetupError(TfhsiError):
 
 class UnsupportedError(TfhsiError):
     """A model, layer or operation is outside what a method or target supports."""
+
+
+class StorageError(TfhsiError):
+    """A file or folder cannot be read or written: full disk, read-only or permission denied."""
+
+
+_STORAGE_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def storage_error(
+    exc: BaseException, path: str | os.PathLike[str], *, writing: bool | None
+) -> StorageError | None:
+    """The user-facing error for an ``OSError`` caused by the disk or permissions, else None.
+
+    Args:
+        exc: The error raised while reading or writing.
+        path: The file tfhsi was reading or writing (named in the message).
+        writing: Whether ``path`` was being written, read (False) or either (None).
+    """
+    if not isinstance(exc, OSError) or isinstance(exc, TfhsiError):
+        return None
+    problem = _STORAGE_PROBLEMS.get(exc.errno or -1)
+    if problem is None:
+        return None
+    name = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(name)) or "."
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        writing = True
+    if writing is False:
+        return StorageError(
+            f"cannot read {name}: {problem}. Make it readable (e.g. `chmod -R a+rX {folder}`) or "
+            "point --data-dir / $TFHSI_DATA_DIR at a readable copy."
+        )
+    again = "then run the command again (with --resume to continue a run)"
+    if writing is None:
+        return StorageError(
+            f"cannot access {name}: {problem}. Make {folder} readable and writable, or choose "
+            f"other folders with --out / --data-dir / $TFHSI_CACHE_DIR; {again}."
+        )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = (
+            f"free disk space in {folder} (or choose another --out / --data-dir / "
+            f"$TFHSI_CACHE_DIR), {again}"
+        )
+    else:
+        fix = f"make {folder} writable or choose a writable --out / --data-dir / $TFHSI_CACHE_DIR, {again}"
+    return StorageError(
+        f"cannot write {name}: {problem}; nothing was half-written (an earlier "
+        f"{os.path.basename(name)} is unchanged). Fix: {fix}."
+    )

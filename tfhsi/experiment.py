@@ -102,11 +102,12 @@ def train_experiment(
 ) -> dict[str, Any]:
     """Trains ``spec.model`` on ``spec.dataset`` and evaluates it on the test set.
 
+    A new run that fails before its first epoch leaves nothing behind (nothing to resume);
+    later failures and interruptions leave a run that ``resume=True`` continues.
+
     Returns the metrics record (also written to ``metrics.json``).
     """
-    from tfhsi.models import build_model
     from tfhsi.train.evaluate import evaluate
-    from tfhsi.train.fit import balanced_class_weights, train_model
 
     out = Path(out_dir)
     if (out / RUN_FILE).is_file() and not resume:
@@ -124,7 +125,10 @@ def train_experiment(
             )
     started = time.perf_counter()
     prepared = prepare_experiment(spec, scene, run_dir=out)
-    layout = MODELS.get(spec.model).layout
+    notes = data_notes(prepared)
+    for note in notes:
+        if report:
+            report(f"note: {note}")
     record = {
         "kind": "train",
         "spec": spec.to_dict(),
@@ -134,13 +138,62 @@ def train_experiment(
             "shape": list(scene.shape),
             "sources": scene.sources,
         },
+        "zero_variance_bands": prepared.transform.zero_variance_bands.tolist(),
+        "notes": notes,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    prepared.save(out)
-    write_json(out / RUN_FILE, record)
+    fresh, created = not (out / RUN_FILE).is_file(), not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        prepared.save(out)
+        write_json(out / RUN_FILE, record)
+        model, result, stream = _fit(spec, prepared, out=out, resume=resume, report=report)
+    except BaseException:
+        from tfhsi.train.fit import HISTORY
 
+        if fresh and not (out / HISTORY).is_file():
+            _discard_unstarted(out, created=created)  # nothing to resume: no half-made run
+        raise
+    with atomic_path(out / MODEL_FILE) as tmp:
+        model.save(str(tmp))
+    metrics = evaluate(model.predict_on_batch, stream("test"), class_names=scene.class_names)
+    summary = {
+        "dataset": scene.display_name,
+        "model": spec.model,
+        "split": spec.split,
+        "seed": spec.seed,
+        "parameters": int(model.count_params()),
+        "leakage": prepared.split.leakage(),
+        "pixels": {s: int(prepared.split.mask(s).sum()) for s in ("train", "val", "test")},
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_time_s": result.wall_time_s,
+        "wall_time_s": time.perf_counter() - started,
+        "keras": metrics.to_dict(),
+    }
+    write_json(out / METRICS_FILE, summary)
+    return summary
+
+
+def _fit(
+    spec: ExperimentSpec,
+    prepared: PreparedScene,
+    *,
+    out: Path,
+    resume: bool,
+    report: Callable[[str], None] | None,
+) -> tuple[Any, Any, Callable[..., Any]]:
+    """Builds and trains the model of a run; returns (model, TrainResult, stream factory)."""
+    from tfhsi.models import build_model
+    from tfhsi.train.fit import balanced_class_weights, seed_everything, train_model
+
+    # Seed before the datasets exist: their shuffle and augmentation seeds combine with the
+    # global seed when they are built, so a second run in one process must not inherit the
+    # first one's (same options and seed → same run, in a fresh process or not).
+    seed_everything(spec.seed, deterministic=spec.train.deterministic)
+    scene = prepared.scene
+    layout = MODELS.get(spec.model).layout
     model = build_model(
         spec.model,
         bands=prepared.bands,
@@ -178,25 +231,35 @@ def train_experiment(
     )
     if not prepared.split.val.any() and report:
         report("warning: no validation pixels; the test set picked the best epoch (optimistic).")
-    with atomic_path(out / MODEL_FILE) as tmp:
-        model.save(str(tmp))
-    metrics = evaluate(model.predict_on_batch, stream("test"), class_names=scene.class_names)
-    summary = {
-        "dataset": scene.display_name,
-        "model": spec.model,
-        "split": spec.split,
-        "seed": spec.seed,
-        "parameters": int(model.count_params()),
-        "leakage": prepared.split.leakage(),
-        "pixels": {s: int(prepared.split.mask(s).sum()) for s in ("train", "val", "test")},
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "train_time_s": result.wall_time_s,
-        "wall_time_s": time.perf_counter() - started,
-        "keras": metrics.to_dict(),
-    }
-    write_json(out / METRICS_FILE, summary)
-    return summary
+    return model, result, stream
+
+
+def data_notes(prepared: PreparedScene) -> list[str]:
+    """What the user should know about a run's data: split notes and constant bands."""
+    notes = list(prepared.split.notes)
+    constant = prepared.transform.zero_variance_bands.tolist()
+    if constant:
+        shown = ", ".join(map(str, constant[:20])) + (" …" if len(constant) > 20 else "")
+        notes.append(
+            f"{len(constant)} band(s) of {prepared.scene.display_name} are constant over the "
+            f"training pixels (0-based: {shown}); they carry no information and are set to 0 "
+            "after standardisation. Drop them from the cube if that is unexpected."
+        )
+    return notes
+
+
+def _discard_unstarted(out: Path, *, created: bool) -> None:
+    """Removes what a new run wrote before its first epoch (and ``out`` if it made it)."""
+    import shutil
+
+    from tfhsi.data.prepared import SPLIT_FILE, TRANSFORM_FILE
+    from tfhsi.train.fit import BACKUP_DIR, BEST_WEIGHTS
+
+    for name in (RUN_FILE, SPLIT_FILE, TRANSFORM_FILE, BEST_WEIGHTS):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -242,6 +305,8 @@ class Predictor:
     predict: Predict
     kind: str  # "keras" | "tflite"
     input_shape: tuple[int | None, ...]
+    source: str = "the model"
+    classes: int | None = None  # scores per sample, where known
 
     def feed(self, bands: int) -> tuple[int, str]:
         """(patch size, layout) of the patches this model takes, from its input shape.
@@ -257,10 +322,36 @@ class Predictor:
         if len(shape) == 2 and shape == (bands, 1):
             return 1, "1d"
         raise DataFormatError(
-            f"the model takes inputs of shape {shape}, which are not k×k×{bands}(×1) patches or a "
-            f"{bands}-band spectrum of this run's scene (after its transform: {bands} bands); "
-            "evaluate it on the run it was trained for (--run), or export it for this scene."
+            f"{self.source} takes inputs of shape {shape}, but this run feeds k×k×{bands}(×1) "
+            f"patches or a ({bands}, 1) spectrum ({bands} bands after its transform); {_FIT_FIX}."
         )
+
+    def fit_to(self, prepared: PreparedScene) -> tuple[int, str]:
+        """Like :meth:`feed`, also checking the class count and that a patch fits the scene.
+
+        Raises:
+            DataFormatError: naming the model file, what it expects and what the run has.
+        """
+        scene = prepared.scene
+        if self.classes is not None and self.classes != scene.n_classes:
+            raise DataFormatError(
+                f"{self.source} scores {self.classes} classes but this run's scene "
+                f"({scene.display_name}) has {scene.n_classes}; {_FIT_FIX}."
+            )
+        patch, layout = self.feed(prepared.bands)
+        height, width = scene.labels.shape
+        if patch > min(height, width):
+            raise DataFormatError(
+                f"{self.source} takes {patch}×{patch} patches but this run's scene "
+                f"({scene.display_name}) is only {height}×{width}; {_FIT_FIX}."
+            )
+        return patch, layout
+
+
+_FIT_FIX = (
+    "evaluate it on the training run it was made from (--run RUN_DIR, whose run.json has the "
+    "same scene, bands, PCA and classes), or export a model from this run"
+)
 
 
 def predictor(path: Path, *, threads: int | None = None) -> Predictor:
@@ -275,12 +366,15 @@ def predictor(path: Path, *, threads: int | None = None) -> Predictor:
         from tfhsi.profile.interpreter import TFLiteModel
 
         model = TFLiteModel(path, num_threads=threads)
-        return Predictor(model.predict, "tflite", tuple(model.input_shape[1:]))
+        out = model.output_shape[-1] if len(model.output_shape) == 2 else None
+        return Predictor(model.predict, "tflite", tuple(model.input_shape[1:]), str(path), out)
     if path.suffix in (".keras", ".h5"):
         from tfhsi._keras import keras
 
         loaded = keras.models.load_model(str(path), compile=False)
-        return Predictor(loaded.predict_on_batch, "keras", tuple(loaded.input_shape[1:]))
+        shape = tuple(loaded.input_shape[1:])
+        out = loaded.output_shape[-1] if len(loaded.output_shape) == 2 else None
+        return Predictor(loaded.predict_on_batch, "keras", shape, str(path), out)
     raise DataFormatError(
         f"{path}: unknown model format {path.suffix!r}; expected .keras, .h5 or .tflite."
     )
@@ -297,7 +391,7 @@ def evaluate_path(
     from tfhsi.train.evaluate import evaluate
 
     model = predictor(path, threads=threads)
-    patch, layout = model.feed(run.prepared.bands)
+    patch, layout = model.fit_to(run.prepared)
     batches = run.prepared.dataset(subset, patch_size=patch, layout=layout, batch_size=256)  # type: ignore[arg-type]
     return evaluate(model.predict, batches, class_names=run.prepared.scene.class_names)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BANDS_2D, CLASSES, PATCH, random_representative
+from export_samples import BANDS_2D, CLASSES, PATCH, random_representative
 
 from tfhsi.errors import ConfigError, DataFormatError, UnsupportedError
 from tfhsi.export import Preset, audit, convert, labels_path, write_tflite

@@ -7,14 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-SAMPLE_2D = (9, 9, 16)
-#: Hand count for the 2D model below (valid padding unless noted):
-#: conv 3×3 16→32 on 9×9 → 7×7×32 outputs × (3·3·16) = 225,792
-#: depthwise 3×3 on 7×7×32 → 5×5×32 outputs × (3·3) = 7,200
-#: conv 3×3 32→32 "same" on 5×5 → 5×5×32 outputs × (3·3·32) = 230,400
-#: dense 32→5 → 5 outputs × 32 = 160
-MACS_2D = 225_792 + 7_200 + 230_400 + 160
+from profile_samples import MACS_2D, SAMPLE_2D  # noqa: F401
 
 
 def _converter(tf, model, sample_shape, *, int8: bool):

@@ -6,7 +6,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import MACS_2D
+from profile_samples import MACS_2D
 
 from tfhsi.errors import ModelFileNotFoundError
 from tfhsi.profile.macs import count_macs, float_ops

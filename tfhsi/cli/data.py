@@ -88,7 +88,7 @@ def info(scene: SceneName, data_dir: DataDir = None) -> None:
     console.print(files)
 
     if cube_path:
-        cube = read_mat_array(cube_path, meta.cube.key, ndim=3)
+        cube = read_mat_array(cube_path, meta.cube.key, ndim=3, scene=meta.name)
         console.print(f"cube: {cube.shape[0]}×{cube.shape[1]}×{cube.shape[2]} {cube.dtype}")
     else:
         h, w, b = meta.shape

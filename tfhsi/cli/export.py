@@ -1,6 +1,6 @@
 """``tfhsi audit`` and ``tfhsi export``: what a ``.tflite`` really is, and firmware sources.
 
-Nothing here imports TensorFlow: the audit reads the flatbuffer with LiteRT's schema,
+The audit imports no TensorFlow (it reads the flatbuffer with LiteRT's schema),
 so ``tfhsi audit MODEL.tflite`` answers in well under a second.
 """
 
@@ -18,15 +18,62 @@ from tfhsi.cli._console import console
 if TYPE_CHECKING:
     from tfhsi.export.inspect import ModelAudit
 
-app = typer.Typer(help="Export .tflite models for firmware.", no_args_is_help=True)
+app = typer.Typer(
+    help="Export trained models to .tflite, and .tflite to firmware sources.", no_args_is_help=True
+)
 
 ModelArg = Annotated[Path, typer.Argument(help="A .tflite file.", show_default=False)]
 
 
 @app.callback()
 def export() -> None:
-    """Export .tflite models for firmware."""
-    # A callback keeps `c-array` a sub-command even while it is the only command.
+    """Export trained models to .tflite, and .tflite to firmware sources."""
+
+
+@app.command("tflite")
+def tflite(
+    model: Annotated[Path, typer.Argument(help="A .keras model or a training run directory.")],
+    preset: Annotated[str, typer.Option(help="fp32 | fp16 | dynamic | int8 | int16x8")] = "int8",
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="Where to write (default: <run>/<preset>.tflite)."),
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="Training run whose training patches calibrate int8.")
+    ] = None,
+    lower: Annotated[
+        bool, typer.Option(help="Lower Conv3D to Conv2D first (int8 end to end, TFLite Micro).")
+    ] = True,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", envvar="TFHSI_DATA_DIR", help="Data directory.")
+    ] = None,
+) -> None:
+    """Convert a trained Keras model to .tflite (batch 1, static shapes), then audit the result."""
+    from tfhsi._keras import keras
+    from tfhsi.compress.lower import lower_conv3d
+    from tfhsi.experiment import MODEL_FILE, find_run_dir, load_run
+    from tfhsi.export.inspect import audit as audit_model
+    from tfhsi.export.tflite import convert, write_tflite
+
+    path = model / MODEL_FILE if model.is_dir() else model
+    loaded = load_run(run or find_run_dir(model), data_dir=data_dir)
+    keras_model = keras.models.load_model(str(path), compile=False)
+    layout, patch = loaded.layout, loaded.patch_size
+    if lower and any(isinstance(layer, keras.layers.Conv3D) for layer in keras_model.layers):
+        keras_model, _ = lower_conv3d(keras_model)
+        layout = "2d"
+    representative = None
+    if preset in ("int8", "int16x8"):
+        representative = loaded.prepared.representative(
+            patch_size=patch, layout=layout, num_samples=200
+        )  # type: ignore[arg-type]
+    data = convert(keras_model, preset, representative=representative)
+    target = write_tflite(
+        data,
+        out or loaded.folder / f"{preset}.tflite",
+        class_names=loaded.prepared.scene.class_names,
+    )
+    console.print(f"{target}: {audit_model(data).summary()}")
 
 
 def audit(

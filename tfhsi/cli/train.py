@@ -167,7 +167,7 @@ def predict_map(
 
     loaded = load_run(run or find_run_dir(model), data_dir=data_dir)
     chosen = predictor(model, threads=threads)
-    patch, layout = chosen.feed(loaded.prepared.bands)
+    patch, layout = chosen.fit_to(loaded.prepared)
     kind = chosen.kind
     predicted = predict_scene(
         chosen.predict,

@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from tfhsi.atomic import atomic_open
 from tfhsi.data.scenes import Scene, SceneFile
-from tfhsi.errors import ChecksumError, DatasetNotFoundError, DownloadError
+from tfhsi.errors import ChecksumError, DatasetNotFoundError, DownloadError, storage_error
 
 ENV_VAR = "TFHSI_DATA_DIR"
 _CHUNK = 1 << 20
@@ -49,10 +49,17 @@ def canonical_path(scene: Scene, file: SceneFile, data_dir: Path) -> Path:
 
 
 def find_file(scene: Scene, file: SceneFile, data_dir: Path) -> Path | None:
-    """Returns the existing path of ``file`` (scene folder first, then flat), or None."""
+    """Returns the existing path of ``file`` (scene folder first, then flat), or None.
+
+    Raises:
+        StorageError: a folder on the way cannot be read (permissions).
+    """
     for candidate in (canonical_path(scene, file, data_dir), data_dir / file.filename):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError as exc:  # e.g. a folder without read/search permission
+            raise storage_error(exc, candidate, writing=False) or exc from None
     return None
 
 
@@ -79,10 +86,14 @@ def require_file(scene: Scene, file: SceneFile, data_dir: Path) -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file (a permission problem is a :class:`StorageError`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise storage_error(exc, path, writing=False) or exc from None
     return digest.hexdigest()
 
 
@@ -114,8 +125,8 @@ def check_file(scene: Scene, file: SceneFile, data_dir: Path) -> FileCheck:
 def mismatch_message(scene: Scene, file: SceneFile, path: Path, actual: str) -> str:
     return (
         f"{scene.name}: {path} has sha256 {actual}, expected {file.sha256}. The file is corrupt, "
-        f"truncated or a different version. Delete it and run `tfhsi data download {scene.name}` "
-        f"(or pass --no-verify if you deliberately use a re-saved copy, e.g. MAT v7.3)."
+        f"truncated or a different version (e.g. re-saved as MAT v7.3). Replace it with the "
+        f"published file: `tfhsi data download {scene.name} --force` (with the --data-dir holding it)."
     )
 
 
@@ -153,6 +164,8 @@ def download_file(
         lock.acquire(timeout=3600)
     except Timeout as exc:  # pragma: no cover - needs a stuck concurrent download
         raise DownloadError(f"another process has been downloading {target} for an hour.") from exc
+    except OSError as exc:  # a read-only or full data directory
+        raise storage_error(exc, target, writing=True) or exc from None
     try:
         if target.is_file() and not force and _is_verified(file, target):
             return target  # another process finished it while we waited for the lock

@@ -20,17 +20,19 @@ from tfhsi.data.download import (
 )
 from tfhsi.data.scene_data import SceneData
 from tfhsi.data.scenes import Scene, SceneFile, get_scene
-from tfhsi.errors import ChecksumError, DataFormatError
+from tfhsi.errors import ChecksumError, DataFormatError, storage_error
 
 
-def read_mat_array(path: Path, key: str, *, ndim: int) -> np.ndarray:
+def read_mat_array(path: Path, key: str, *, ndim: int, scene: str = "SCENE") -> np.ndarray:
     """Reads one array from a MAT file (v5 or v7.3) as a C-contiguous numpy array.
 
     ``key`` is matched exactly, then case-insensitively; failing both, the file's
     only numeric array with ``ndim`` dimensions is taken. v7.3 files store
     MATLAB's column-major arrays with reversed axes, which are transposed back.
+    ``scene`` names the scene in the fix of an error message.
     """
     import h5py
+    from scipy.io.matlab import MatReadError
 
     path = Path(path)
     try:
@@ -52,19 +54,31 @@ def read_mat_array(path: Path, key: str, *, ndim: int) -> np.ndarray:
             array = arrays[name]
     except DataFormatError:
         raise
-    except (OSError, ValueError, TypeError, NotImplementedError, KeyError, EOFError) as exc:
+    except PermissionError as exc:
+        raise storage_error(exc, path, writing=False) or exc from None
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        NotImplementedError,
+        KeyError,
+        EOFError,
+        MatReadError,  # e.g. an empty file
+    ) as exc:
         raise DataFormatError(
             f"cannot read {path}: not a valid MAT file or truncated ({type(exc).__name__}: {exc}). "
-            "Re-download it with `tfhsi data download SCENE --force` or check the file."
+            f"Re-download it with `tfhsi data download {scene} --force` or check the file."
         ) from exc
     if array.ndim != ndim:
         raise DataFormatError(
             f"{path}: variable {name!r} has {array.ndim} dimensions, expected {ndim} "
-            f"({'H×W×B cube' if ndim == 3 else 'H×W label map'})."
+            f"({'H×W×B cube' if ndim == 3 else 'H×W label map'}). Use the file published for "
+            f"this scene (`tfhsi data download {scene} --force`)."
         )
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DataFormatError(
-            f"{path}: variable {name!r} has dtype {array.dtype}; expected real numbers."
+            f"{path}: variable {name!r} has dtype {array.dtype}; expected real numbers. Use the "
+            f"file published for this scene (`tfhsi data download {scene} --force`)."
         )
     return np.ascontiguousarray(array)
 
@@ -105,7 +119,10 @@ def map_labels(
     if np.issubdtype(raw.dtype, np.floating) and (
         not np.isfinite(raw).all() or not np.array_equal(raw, np.round(raw))
     ):
-        raise DataFormatError(f"{path}: labels must be whole numbers (found fractions or NaN).")
+        raise DataFormatError(
+            f"{path}: labels must be whole numbers (found fractions or NaN); use the scene's own "
+            "ground-truth file (0 = unlabelled, classes 1..C)."
+        )
     raw = raw.astype(np.int64)
     lookup_size = max(int(raw.max(initial=0)), max(class_ids)) + 1
     if raw.min(initial=0) < 0:
@@ -141,7 +158,7 @@ def load_labels(
     scene = get_scene(name)
     root = resolve_data_dir(data_dir)
     path, digest = _verified_path(scene, scene.labels, root, verify)
-    raw = read_mat_array(path, scene.labels.key, ndim=2)
+    raw = read_mat_array(path, scene.labels.key, ndim=2, scene=scene.name)
     return map_labels(raw, scene.name, scene.raw_class_ids(), path), path, digest
 
 
@@ -162,7 +179,7 @@ def load_scene(
     root = resolve_data_dir(data_dir)
     cube_path, cube_sha = _verified_path(scene, scene.cube, root, verify)
     labels, labels_path, labels_sha = load_labels(name, data_dir=root, verify=verify)
-    cube = read_mat_array(cube_path, scene.cube.key, ndim=3)
+    cube = read_mat_array(cube_path, scene.cube.key, ndim=3, scene=scene.name)
     if cube.shape[:2] != labels.shape:
         raise DataFormatError(
             f"{scene.name}: cube {cube_path.name} is {'×'.join(map(str, cube.shape))} but labels "

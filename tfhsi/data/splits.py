@@ -85,7 +85,7 @@ def parse_split_spec(spec: str) -> SplitSpec:
     kind = kind.strip().lower()
     if kind == "random":
         a = arg.strip()
-        if a.isdigit():
+        if a.isascii() and a.isdigit():  # not "²": isdigit() accepts it, int() does not
             n = int(a)
             if n < 1:
                 raise _bad(spec, "the per-class count must be >= 1")
@@ -96,7 +96,7 @@ def parse_split_spec(spec: str) -> SplitSpec:
         tile, guard = DEFAULT_TILE, GUARDS[0]
         for opt in opts:
             key, _, val = (p.strip() for p in opt.partition("="))
-            if key == "tile" and val.isdigit() and int(val) >= 2:
+            if key == "tile" and val.isascii() and val.isdigit() and int(val) >= 2:
                 tile = int(val)
             elif key == "guard" and val in GUARDS:
                 guard = val

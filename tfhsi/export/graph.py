@@ -8,14 +8,13 @@ interpreter: what is reported is what the file says, operator by operator.
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tfhsi.errors import DataFormatError, ModelFileNotFoundError, SetupError
+from tfhsi.errors import DataFormatError, SetupError
+from tfhsi.tflite_file import HOW_TO_EXPORT, ModelSource, read_tflite
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -28,10 +27,8 @@ __all__ = [
     "read_model_bytes",
 ]
 
-TFLITE_IDENTIFIER = b"TFL3"
 FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 INTEGER_ACTIVATION_DTYPES = frozenset({"int8", "uint8", "int16"})
-_HOW_TO_EXPORT = "export a trained model with `tfhsi export` and pass the .tflite file it writes"
 _SCHEMA: ModuleType | None = None
 
 
@@ -176,45 +173,12 @@ class ModelGraph:
     metadata: dict[str, int] = field(default_factory=dict)  # name -> buffer size in bytes
 
 
-def read_model_bytes(model: bytes | bytearray | memoryview | str | os.PathLike[str]) -> bytes:
-    """The model's bytes, checked to be a TFLite flatbuffer.
-
-    Raises:
-        ModelFileNotFoundError: for a path that does not exist.
-        DataFormatError: for a directory or content without the ``TFL3`` identifier.
-    """
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        source, content = "<bytes>", bytes(model)
-    else:
-        path = Path(model)
-        source = str(path)
-        if path.is_dir():
-            raise DataFormatError(
-                f"{path} is a directory (a SavedModel?), not a TFLite model; {_HOW_TO_EXPORT}"
-            )
-        if not path.is_file():
-            raise ModelFileNotFoundError(
-                f"TFLite model {path} does not exist; check the path, or {_HOW_TO_EXPORT}"
-            )
-        content = path.read_bytes()
-    if len(content) < 8 or content[4:8] != TFLITE_IDENTIFIER:
-        raise DataFormatError(
-            f"{source} is not a TFLite model ({_why_not(content)}); {_HOW_TO_EXPORT}"
-        )
-    return content
+def read_model_bytes(model: ModelSource) -> bytes:
+    """The model's bytes, checked to be a TFLite flatbuffer (see :func:`tfhsi.tflite_file.read_tflite`)."""
+    return read_tflite(model)[1]
 
 
-def _why_not(content: bytes) -> str:
-    if not content:
-        return "the file is empty"
-    if content[:4] == b"\x89HDF":
-        return "it is an HDF5 file, e.g. a Keras .h5 model"
-    if content[:4] == b"PK\x03\x04":
-        return "it is a zip archive, e.g. a Keras .keras model"
-    return "no 'TFL3' flatbuffer identifier at bytes 4..8"
-
-
-def read_graph(model: bytes | bytearray | memoryview | str | os.PathLike[str]) -> ModelGraph:
+def read_graph(model: ModelSource) -> ModelGraph:
     """Parses every subgraph's operators and tensors.
 
     Raises:
@@ -228,7 +192,7 @@ def read_graph(model: bytes | bytearray | memoryview | str | os.PathLike[str]) -
         # flatbuffers follows offsets blindly: a cut or corrupt file fails somewhere inside
         raise DataFormatError(
             f"the TFLite flatbuffer is truncated or corrupt ({type(exc).__name__}: {exc}); "
-            f"{_HOW_TO_EXPORT}"
+            f"{HOW_TO_EXPORT}"
         ) from exc
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +18,12 @@ import numpy as np
 from tfhsi.errors import (
     ConfigError,
     DataFormatError,
-    ModelFileNotFoundError,
     SetupError,
     TfhsiError,
     UnsupportedError,
 )
 from tfhsi.native import quiet_native_stderr
+from tfhsi.tflite_file import HOW_TO_EXPORT, read_tflite
 
 try:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -35,22 +34,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 __all__ = ["TFLiteModel"]
-
-_TFLITE_IDENTIFIER = b"TFL3"
-_HOW_TO_EXPORT = (
-    "export a trained model with `tfhsi export` (or tf.lite.TFLiteConverter) and pass "
-    "the resulting .tflite file"
-)
-
-
-def _not_tflite_reason(content: bytes) -> str:
-    if not content:
-        return "the file is empty"
-    if content[:4] == b"\x89HDF":
-        return "it is an HDF5 file, e.g. a Keras .h5 model"
-    if content[:4] == b"PK\x03\x04":
-        return "it is a zip archive, e.g. a Keras .keras model"
-    return f"no {_TFLITE_IDENTIFIER.decode()!r} flatbuffer identifier at bytes 4..8"
 
 
 def _quantization(detail: dict[str, Any], *, source: str) -> tuple[float, int] | None:
@@ -107,26 +90,7 @@ class TFLiteModel:
             isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
         ):
             raise ConfigError(f"num_threads must be an integer >= 1 or None, got {num_threads!r}")
-        if isinstance(model, (bytes, bytearray, memoryview)):
-            self.source = "<bytes>"
-            content = bytes(model)
-        else:
-            path = Path(model)
-            self.source = str(path)
-            if path.is_dir():
-                raise DataFormatError(
-                    f"{path} is a directory (a SavedModel?), not a TFLite model; {_HOW_TO_EXPORT}"
-                )
-            if not path.is_file():
-                raise ModelFileNotFoundError(
-                    f"TFLite model {path} does not exist; check the path, or {_HOW_TO_EXPORT}"
-                )
-            content = path.read_bytes()
-        if content[4:8] != _TFLITE_IDENTIFIER:
-            raise DataFormatError(
-                f"{self.source} is not a TFLite model ({_not_tflite_reason(content)}); "
-                f"{_HOW_TO_EXPORT}"
-            )
+        self.source, content = read_tflite(model)
         self._content = content  # the interpreter reads from this buffer; keep it alive
         resolver = (
             OpResolverType.BUILTIN if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -168,7 +132,7 @@ class TFLiteModel:
             )
         return DataFormatError(
             f"LiteRT could not load {self.source}: {text.strip()}. The file may be truncated "
-            f"or corrupt; {_HOW_TO_EXPORT}"
+            f"or corrupt; {HOW_TO_EXPORT}"
         )
 
     def __repr__(self) -> str:

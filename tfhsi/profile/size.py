@@ -7,11 +7,9 @@ shrink the raw flatbuffer, but they compress.
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from tfhsi.errors import ModelFileNotFoundError
+from tfhsi.tflite_file import ModelSource, read_tflite
 
 __all__ = ["ModelSize", "model_bytes", "model_size"]
 
@@ -37,24 +35,12 @@ class ModelSize:
         return {**asdict(self), "gzip_ratio": round(self.gzip_ratio, 3)}
 
 
-def model_bytes(model: bytes | bytearray | memoryview | str | os.PathLike[str]) -> bytes:
-    """The content of a model given as bytes or as a path.
-
-    Raises:
-        ModelFileNotFoundError: if the path is not a file.
-    """
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model)
-    path = Path(model)
-    if not path.is_file():
-        raise ModelFileNotFoundError(
-            f"model file {path} does not exist; pass the path of a .tflite file "
-            "(e.g. one written by `tfhsi export`)"
-        )
-    return path.read_bytes()
+def model_bytes(model: ModelSource) -> bytes:
+    """The content of a TFLite model given as bytes or a path, checked to be one."""
+    return read_tflite(model)[1]
 
 
-def model_size(model: bytes | bytearray | memoryview | str | os.PathLike[str]) -> ModelSize:
+def model_size(model: ModelSource) -> ModelSize:
     """Raw and gzip (level 9) bytes of a model file or its content."""
     content = model_bytes(model)
     return ModelSize(len(content), len(gzip.compress(content, compresslevel=9, mtime=0)))

@@ -165,19 +165,17 @@ class RayExecutor:
         while queue or running:
             while queue and len(running) < limit:
                 task = queue.pop(0)
-                ref = remote.remote(recipe_data, task, run_dir, data_dir, env, threads)
-                running[ref] = task
+                running[remote.remote(recipe_data, task, run_dir, data_dir, env, threads)] = task
+                gpus = f", {self.gpus_per_task:g} GPU" if self.gpus_per_task else ""
                 self.log(
-                    f"▶ {task.label} → Ray ({cpus:g} CPU"
-                    + (f", {self.gpus_per_task:g} GPU" if self.gpus_per_task else "")
-                    + f"; {len(running)} in flight, {len(queue)} queued)"
+                    f"▶ {task.label} → Ray ({cpus:g} CPU{gpus}) "
+                    f"[{finished}/{len(tasks)} done · {len(running)} in flight · {len(queue)} waiting]"
                 )
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 task = running.pop(ref)
                 rows = self._result(ref, task)
                 finished += 1
-                self.log(f"  {finished}/{len(tasks)} done · {task.label} · {len(running)} running")
                 yield task, rows
 
     def _result(self, ref: Any, task: Task) -> Rows:

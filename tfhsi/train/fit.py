@@ -211,8 +211,10 @@ def train_model(
 
     if not state.get("completed"):
         all_callbacks = [
-            keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR)),
+            # The bookkeeper records an epoch before the backup marks it done: a failure or
+            # interruption in between re-runs that epoch on resume instead of losing its record.
             _Bookkeeper(out, config, state),
+            keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR)),
             *callbacks,
         ]
         if report:

@@ -1,0 +1,141 @@
+"""Release a measured .tflite from a recipe run into tflite_models/<name>/ with its model card.
+
+The folder is self-contained for evaluation: ``model.tflite``, ``model.labels.txt``, and the
+``run.json`` / ``split.npz`` / ``transform.npz`` of the run whose split and preprocessing the
+model was measured on, so ``tfhsi evaluate tflite_models/<name>/model.tflite --data-dir D``
+reproduces the card's accuracy. Every figure on the card is measured here, on the file:
+
+    python tools/release_model.py runs/kd_indian_pines/<stamp> --variant student_kd \
+        --format int8-lowered --name indian_pines_student3d_kd_int8 --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from tfhsi.atomic import write_json, write_text
+from tfhsi.deployment import measure
+from tfhsi.env import environment
+from tfhsi.experiment import evaluate_path, load_run
+from tfhsi.export.inspect import audit
+from tfhsi.profile.targets import load_targets
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--format", required=True)
+    parser.add_argument("--seed", type=int, default=None, help="default: the run's first seed")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--out", type=Path, default=Path("tflite_models"))
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--role", default="", help="one line: what this model is the best candidate for"
+    )
+    args = parser.parse_args()
+
+    results = json.loads((args.run_dir / "results.json").read_text())
+    seed = results["seeds"][0] if args.seed is None else args.seed
+    row = next(
+        r
+        for r in results["rows"]
+        if r["seed"] == seed and r["variant"] == args.variant and r["format"] == args.format
+    )
+    teacher_run = Path(
+        json.loads((args.run_dir / f"seed_{seed}" / "teacher" / "teacher.json").read_text())[
+            "cache"
+        ]
+    )
+    folder = args.out / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    tflite = Path(row["tflite"])
+    shutil.copyfile(tflite, folder / "model.tflite")
+    shutil.copyfile(tflite.with_suffix(".labels.txt"), folder / "model.labels.txt")
+    for name in ("run.json", "split.npz", "transform.npz"):
+        shutil.copyfile(teacher_run / name, folder / name)
+
+    # Measured again, on the released file and the released split/transform.
+    metrics = evaluate_path(folder / "model.tflite", load_run(folder, data_dir=args.data_dir))
+    if abs(metrics.oa - row["oa"]) > 1e-12:
+        raise SystemExit(f"OA {metrics.oa} of the released file differs from the run's {row['oa']}")
+    data = (folder / "model.tflite").read_bytes()
+    targets = list(load_targets())
+    measured = measure(
+        data, targets=targets, threads=1, latency_runs=100, tflm=True, source=args.name
+    )
+    report = audit(data)
+    record = {
+        "name": args.name,
+        "role": args.role,
+        "source_run": str(args.run_dir),
+        "variant": args.variant,
+        "format": args.format,
+        "seed": seed,
+        "dataset": results["dataset"],
+        "split": results["split"],
+        "metrics": metrics.to_dict(),
+        "measurement": measured.to_row(),
+        "ops": report.op_counts,
+        "environment": environment(),
+    }
+    write_json(folder / "card.json", record)
+    write_text(folder / "README.md", card(record, metrics, report))
+    print(folder / "README.md")
+    return 0
+
+
+def card(record: dict, metrics, report) -> str:
+    m = record["measurement"]
+    fits = [f"{name}: {t['verdict']}" for name, t in m["targets"].items()]
+    per_class = "\n".join(
+        f"| {name} | {int(metrics.support[i])} | {100 * metrics.per_class_accuracy[i]:.2f} |"
+        for i, name in enumerate(metrics.class_names)
+    )
+    ops = ", ".join(f"{name} ×{count}" for name, count in sorted(record["ops"].items()))
+    arena = (
+        f"{m['arena_bytes']:,} bytes"
+        if m["arena_bytes"]
+        else f"not runnable on TFLite Micro ({m['tflm_error']})"
+    )
+    return f"""# {record["name"]}
+
+{record["role"]}
+
+| | |
+|---|---|
+| dataset | {record["dataset"]["display"]} (files sha256: {", ".join(f"{k} {v[:12]}…" for k, v in record["dataset"]["sources"].items())}) |
+| split | `{record["split"]}`, seed {record["seed"]} (masks in `split.npz`) |
+| preprocessing | per-band standardisation fitted on the training pixels only (`transform.npz`) |
+| made by | variant `{record["variant"]}`, export `{record["format"]}` of run `{record["source_run"]}` |
+| OA / AA / Kappa (this .tflite, test pixels) | {100 * metrics.oa:.2f} % / {100 * metrics.aa:.2f} % / {metrics.kappa:.4f} |
+| size | {m["size_bytes"]:,} bytes ({m["gzip_bytes"]:,} gzip) |
+| precision | {m["precision"]}; int8 end to end: {"yes" if m["full_int8"] else "no"} |
+| MACs per inference | {m["macs"]:,} |
+| LiteRT latency (host, 1 thread, XNNPACK) | {m["latency_ms"]:.3f} ms median |
+| TFLite Micro arena | {arena} |
+| targets | {"; ".join(fits)} |
+| operators | {ops} |
+
+Per-class accuracy of the `.tflite`:
+
+| class | test pixels | accuracy % |
+|---|---|---|
+{per_class}
+
+Reproduce: `tfhsi evaluate tflite_models/{record["name"]}/model.tflite --data-dir DATA`
+(same OA), `tfhsi audit tflite_models/{record["name"]}/model.tflite`, `tfhsi profile
+tflite_models/{record["name"]}/model.tflite --target cortex-m4`. Measured with tfhsi on
+{record["environment"]["cpu"]} ({record["environment"]["cpu_count"]} cores), TensorFlow
+{record["environment"]["packages"]["tensorflow"]}, LiteRT {record["environment"]["packages"]["ai-edge-litert"]}.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
