@@ -173,7 +173,7 @@ def describe_error(error: dict[str, Any]) -> str:
     raw = [str(part) for part in error.get("loc", ())]
     loc = _clean_loc(tuple(raw))
     kind = error.get("type", "")
-    field = ".".join(loc) or "recipe"
+    field = ".".join(p if p.isprintable() else repr(p) for p in loc) or "recipe"  # one line
     if kind == "extra_forbidden":
         key = loc[-1]
         allowed = _allowed_keys(raw[:-1])

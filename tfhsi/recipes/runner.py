@@ -104,7 +104,8 @@ def run_recipe(
             for task, rows in executor.run(data, phase, folder, where):
                 found[task] = rows
                 failed = [r["error"] for r in rows if r.get("error")]
-                log(f"✓ {task.label}" + (f" — failed: {failed[0]}" if failed else ""))
+                progress = f"({len(found)}/{len(teachers) + len(variants)})"
+                log(f"✓ {task.label} {progress}" + (f" — failed: {failed[0]}" if failed else ""))
         ordered = [row for task in (*teachers, *variants) for row in found[task]]
         results = _results(effective, scene, ordered, quick=quick, started=started, command=command)
         _finish(run_dir, results, log)

@@ -343,6 +343,10 @@ def run_step(
     lower: bool,
     log: Log,
 ) -> tuple[ModelState, dict[str, Any]]:
+    """Runs one step; seeded first, so its result does not depend on what ran before in this process."""
+    from tfhsi.train.fit import seed_everything
+
+    seed_everything(seed)
     if isinstance(step, DistillStep):
         return distill(state, teacher, step, stage_dir, seed=seed, batch_size=64, log=log), {}
     if isinstance(step, PruneStep):
