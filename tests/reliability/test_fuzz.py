@@ -122,6 +122,8 @@ def test_a_valid_recipe_with_one_field_replaced_validates_or_names_the_field(
         max_size=3,
     )
 )
+@example(assignments=["variants.²=1"])  # str.isdigit() accepts it, int() does not
+@example(assignments=["variants.x\ny=1"])  # a line break in the key path
 def test_any_override_gives_a_recipe_or_a_recipe_error(
     recipe_file: Path, assignments: list[str]
 ) -> None:

@@ -73,14 +73,25 @@ def export_rows(
     lower: bool,
     log: Log,
 ) -> list[dict[str, Any]]:
-    """Exports ``state.model`` with each preset (plus a lowered int8 for 3-D models) and measures each file."""
+    """Exports ``state.model`` with each preset and measures each file.
+
+    For a model with Conv3D layers (and ``lower``), int8 is exported twice — the converter's
+    default (CONV_3D stays float; the audit shows it) and ``int8-lowered`` (int8 end to end) —
+    and int16x8, which has no CONV_3D kernel at all, only lowered.
+    """
+    lowered: ModelState | None = None
     jobs: list[tuple[str, ModelState, str]] = []
     for preset in presets:
         if state.qat and preset != "int8":
             continue  # a QAT model is trained for int8; other presets would discard that
-        jobs.append((preset, state, preset))
-        if preset == "int8" and lower and has_conv3d(state.model) and not state.qat:
-            jobs.append(("int8-lowered", lower_state(state), "int8"))
+        three_d = lower and has_conv3d(state.model) and not state.qat
+        if three_d and preset in ("int8", "int16x8"):
+            lowered = lowered or lower_state(state)
+            if preset == "int8":
+                jobs.append((preset, state, preset))
+            jobs.append((f"{preset}-lowered", lowered, preset))
+        else:
+            jobs.append((preset, state, preset))
     rows = []
     for label, job_state, preset in jobs:
         row_file = folder / f"{label}.row.json"

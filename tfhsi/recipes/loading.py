@@ -94,21 +94,27 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     keys = [k for k in path.strip().split(".") if k]
     if not keys:
         raise RecipeError(f"--set {assignment!r}: empty key path.")
-    value = safe_yaml(raw, source=f"--set {path}")
+    value = safe_yaml(raw, source=f"--set {_one_line(path)}")
     node: Any = data
     for i, key in enumerate(keys[:-1]):
-        node = _child(node, key, ".".join(keys[: i + 1]), create=True)
+        node = _child(node, key, _one_line(".".join(keys[: i + 1])), create=True)
     last = keys[-1]
     if isinstance(node, list):
-        node[_index(node, last, path)] = value
+        node[_index(node, last, _one_line(path))] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise RecipeError(f"--set {path}: {'.'.join(keys[:-1])} is a value, not a section.")
+        parent = _one_line(".".join(keys[:-1]))
+        raise RecipeError(f"--set {_one_line(path)}: {parent} is a value, not a section.")
+
+
+def _one_line(text: str) -> str:
+    """``text`` as typed, or quoted when it holds line breaks or control characters."""
+    return text if text.isprintable() else repr(text)
 
 
 def _index(node: list[Any], key: str, path: str) -> int:
-    if not key.isdigit() or int(key) >= len(node):
+    if not (key.isascii() and key.isdigit()) or int(key) >= len(node):
         raise RecipeError(f"--set {path}: {key!r} is not an index of a list of {len(node)} items.")
     return int(key)
 

@@ -268,7 +268,7 @@ def _map_deployed(state, rows: list[dict[str, Any]], folder: Path, run_dir: Path
         exported,
         key=lambda r: (bool(r.get("full_int8")), r["format"].startswith("int8"), r.get("oa") or 0),
     )
-    layout = "2d" if row["format"] == "int8-lowered" else state.layout
+    layout = "2d" if row["format"].endswith("-lowered") else state.layout
     model = TFLiteModel(row["tflite"])
     path = folder / f"map_{row['format']}.png"
     row["map"] = _map(replace(state, layout=layout), model.predict, row, path, run_dir)
