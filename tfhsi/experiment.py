@@ -22,6 +22,7 @@ import numpy as np
 
 from tfhsi.atomic import atomic_path, write_json
 from tfhsi.data.datasets import open_dataset
+from tfhsi.data.patches import Layout
 from tfhsi.data.prepared import PreparedScene, load_prepared, prepare
 from tfhsi.data.scene_data import SceneData
 from tfhsi.data.splits import make_split
@@ -308,7 +309,7 @@ class Predictor:
     source: str = "the model"
     classes: int | None = None  # scores per sample, where known
 
-    def feed(self, bands: int) -> tuple[int, str]:
+    def feed(self, bands: int) -> tuple[int, Layout]:
         """(patch size, layout) of the patches this model takes, from its input shape.
 
         Raises:
@@ -401,7 +402,7 @@ def predict_scene(
     prepared: PreparedScene,
     *,
     patch_size: int,
-    layout: str,
+    layout: Layout,
     labelled_only: bool = False,
     batch_size: int = 256,
 ) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,15 @@ from cli_check import snapshot, tfhsi
 TINY = ("--dataset", "synthetic:12x12x6x3", "--model", "student2d", "--patch", "5")
 
 
-@pytest.fixture(autouse=True)
-def _private_teacher_cache(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """Recipe runs (and their children) never touch the user's teacher cache."""
-    monkeypatch.setenv("TFHSI_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+@pytest.fixture(scope="session", autouse=True)
+def _private_teacher_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Recipe runs (and their children) never touch the user's teacher cache.
+
+    Session-scoped so it is in place before module- and session-scoped fixtures run.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFHSI_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ command (or ``--resume``) completes.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import time
@@ -94,7 +95,7 @@ def test_sigterm_mid_conversion_leaves_no_tflite_and_resume_exports_a_valid_one(
     _interrupted_line(stderr, signal.SIGTERM)
     export = out / "seed_0" / "teacher" / "export"
     assert not (export / "fp32.tflite").exists()
-    assert part_files([out, Path(tmp_path / "cache")]) == []
+    assert part_files([out, Path(os.environ["TFHSI_CACHE_DIR"])]) == []
 
     resumed = tfhsi("recipe", "run", recipe, "--out", out, "--resume")
     assert resumed.exit_code == 0, resumed.output
@@ -103,9 +104,15 @@ def test_sigterm_mid_conversion_leaves_no_tflite_and_resume_exports_a_valid_one(
     assert_nothing_lost(earlier, touched=[runs])
 
 
-def test_sigint_mid_download_keeps_nothing_and_the_next_download_completes(
-    tmp_path: Path, runs: Path, earlier, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)],
+    ids=["SIGINT", "SIGTERM", "SIGKILL"],
+)
+def test_signal_mid_download_keeps_nothing_and_the_next_download_completes(
+    sig: int, code: int, tmp_path: Path, runs: Path, earlier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """SIGKILL cannot be handled: its temp file stays, but never under the final name."""
     served = tmp_path / "served"
     write_ksc(served)
     (served / "ksc" / "KSC.mat").write_bytes(bytes(range(256)) * 16384)  # 4 MiB
@@ -116,17 +123,19 @@ def test_sigint_mid_download_keeps_nothing_and_the_next_download_completes(
         while not part_files([data]) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert part_files([data]), "the download never started"
-        child.send_signal(signal.SIGINT)
+        child.send_signal(sig)
         _, stderr = child.communicate(timeout=60)
-        assert child.returncode == 130, stderr
-        _interrupted_line(stderr, signal.SIGINT)
-        assert not (data / "ksc" / "KSC.mat").exists() and part_files([data]) == []
+        assert child.returncode == code, stderr
+        assert not (data / "ksc" / "KSC.mat").exists()
+        if sig != signal.SIGKILL:
+            _interrupted_line(stderr, sig)
+            assert part_files([data]) == []
 
         serve_scene_from(monkeypatch, url)
-        again = tfhsi("data", "download", "ksc", "--data-dir", data)
+        again = tfhsi("data", "download", "ksc", "--data-dir", data)  # the lock is free again
     assert again.exit_code == 0, again.output
     assert (data / "ksc" / "KSC.mat").read_bytes() == (served / "ksc" / "KSC.mat").read_bytes()
-    assert_nothing_lost(earlier, touched=[data, runs])
+    assert_nothing_lost(earlier, touched=[runs])
 
 
 @pytest.fixture(scope="module")

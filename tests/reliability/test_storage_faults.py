@@ -1,4 +1,5 @@
-"""Disks and permissions: unreadable or read-only data, a full disk mid-run or mid-download.
+"""Disks, permissions and the network: unreadable or read-only data, a full disk mid-run or
+mid-download, a download URL that is gone.
 
 A full disk is simulated where it surfaces for tfhsi: the fsync of an atomic write's temp
 file fails with ENOSPC (see ``simulate.full_disk``). Permission faults use ``chmod`` and,
@@ -35,6 +36,30 @@ def test_unreadable_scene_folder_is_named_with_the_fix(tmp_path: Path, runs: Pat
         result = tfhsi("train", *KSC_TRAIN, "--out", runs / "new", "--data-dir", data)
     assert_one_error(result, f"cannot read {data / 'ksc'}", "permission denied", "chmod -R a+rX")
     assert_nothing_lost(earlier, touched=[data, runs], absent=[runs / "new"])
+
+
+def test_unreadable_scene_file_is_named_with_the_fix(tmp_path: Path, runs: Path, earlier) -> None:
+    data = tmp_path / "data"
+    cube, _ = write_ksc(data)
+    with denied(cube, writes_only=False):
+        result = tfhsi("train", *KSC_TRAIN, "--out", runs / "new", "--data-dir", data)
+    assert_one_error(result, f"cannot read {cube}", "permission denied", "readable copy")
+    assert_nothing_lost(earlier, touched=[data, runs], absent=[runs / "new"])
+
+
+def test_download_from_a_url_that_is_gone_names_the_url_and_the_manual_fix(
+    tmp_path: Path, runs: Path, earlier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "empty").mkdir()
+    with file_server(tmp_path / "empty") as url:
+        serve_scene_from(monkeypatch, url)
+        result = tfhsi("data", "download", "ksc", "--data-dir", data)
+    assert_one_error(
+        result, f"cannot download {url}KSC.mat", "404", f"place it at {data / 'ksc' / 'KSC.mat'}"
+    )
+    assert not (data / "ksc" / "KSC.mat").exists()
+    assert_nothing_lost(earlier, touched=[data, runs])
 
 
 def test_read_only_data_directory_is_enough_to_train(tmp_path: Path, runs: Path, earlier) -> None:

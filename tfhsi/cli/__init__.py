@@ -55,7 +55,7 @@ def _report_interrupt(exc: KeyboardInterrupt) -> int:
 class _ErrorReportingGroup(TyperGroup):
     """Turns user errors into a one-line message and a non-zero exit, never a traceback."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except TfhsiError as exc:

@@ -227,11 +227,11 @@ def split(
     totals = dict.fromkeys(("labelled", "train", "val", "test"), 0)
     for row in result.summary(labels, meta.class_names):
         for key in totals:
-            totals[key] += int(row[key])
+            totals[key] += int(row[key])  # type: ignore[call-overload]
         table.add_row(
             str(row["name"]),
-            *(f"{int(row[k]):,}" for k in ("labelled", "train", "val", "test")),
-            f"{100 * float(row['train_fraction']):.1f}",
+            *(f"{int(row[k]):,}" for k in ("labelled", "train", "val", "test")),  # type: ignore[call-overload]
+            f"{100 * float(row['train_fraction']):.1f}",  # type: ignore[arg-type]
         )
     table.add_section()
     table.add_row(

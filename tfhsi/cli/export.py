@@ -51,6 +51,7 @@ def tflite(
     """Convert a trained Keras model to .tflite (batch 1, static shapes), then audit the result."""
     from tfhsi._keras import keras
     from tfhsi.compress.lower import lower_conv3d
+    from tfhsi.data.patches import Layout
     from tfhsi.experiment import MODEL_FILE, find_run_dir, load_run
     from tfhsi.export.inspect import audit as audit_model
     from tfhsi.export.tflite import convert, write_tflite
@@ -58,7 +59,8 @@ def tflite(
     path = model / MODEL_FILE if model.is_dir() else model
     loaded = load_run(run or find_run_dir(model), data_dir=data_dir)
     keras_model = keras.models.load_model(str(path), compile=False)
-    layout, patch = loaded.layout, loaded.patch_size
+    layout: Layout = loaded.layout  # type: ignore[assignment]
+    patch = loaded.patch_size
     if lower and any(isinstance(layer, keras.layers.Conv3D) for layer in keras_model.layers):
         keras_model, _ = lower_conv3d(keras_model)
         layout = "2d"

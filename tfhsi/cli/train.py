@@ -162,6 +162,7 @@ def predict_map(
     """Predict every pixel of the scene and draw false colour | ground truth | prediction | errors."""
     import numpy as np
 
+    from tfhsi.atomic import atomic_path
     from tfhsi.experiment import find_run_dir, load_run, predict_scene, predictor
     from tfhsi.report.maps import false_colour, save_maps
 
@@ -189,5 +190,6 @@ def predict_map(
         composite=false_colour(scene.cube, scene.rgb_bands),
         mask=test,
     )
-    np.save(target.with_suffix(".npy"), predicted)
+    with atomic_path(target.with_suffix(".npy")) as tmp:
+        np.save(tmp, predicted)
     console.print(f"map: {target}")

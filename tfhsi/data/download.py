@@ -210,6 +210,8 @@ def _fetch(
                     )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
         raise DownloadError(
             f"{scene.name}: cannot download {file.url} ({reason}). Check the network, or download "
             f"the file by hand and place it at {target}."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
     ]
 
 
-def describe_error(error: dict[str, Any]) -> str:
+def describe_error(error: Mapping[str, Any]) -> str:
     """One line: the field path, what is wrong and how to fix it."""
     from tfhsi.recipes.schema import METHODS
 

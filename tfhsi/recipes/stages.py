@@ -13,10 +13,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tfhsi._keras import keras
 from tfhsi.atomic import atomic_path, write_json
+from tfhsi.data.patches import Layout
 from tfhsi.data.prepared import PreparedScene, prepare
 from tfhsi.models import MODELS, build_model
 from tfhsi.recipes.schema import (
@@ -43,7 +44,7 @@ class ModelState:
 
     model: keras.Model
     name: str  # zoo architecture
-    layout: str
+    layout: Layout
     patch: int
     prepared: PreparedScene
     history: tuple[str, ...] = ()  # methods applied so far
@@ -79,7 +80,12 @@ def has_conv3d(model: keras.Model) -> bool:
 
 
 def _config(
-    epochs: int, lr: float, seed: int, *, schedule: str = "cosine", best_after: int = 0
+    epochs: int,
+    lr: float,
+    seed: int,
+    *,
+    schedule: Literal["cosine", "constant"] = "cosine",
+    best_after: int = 0,
 ) -> TrainConfig:
     """Fine-tuning: no early stopping (the schedules of pruning and QAT need every epoch)."""
     return TrainConfig(
@@ -205,7 +211,7 @@ def _fine_tune(
     seed: int,
     log: Log,
     callbacks=(),
-    schedule: str = "cosine",
+    schedule: Literal["cosine", "constant"] = "cosine",
     best_after: int = 0,
 ) -> None:
     train_model(
