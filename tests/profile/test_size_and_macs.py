@@ -23,8 +23,9 @@ def test_size_reports_file_bytes_and_gzip9_bytes(int8_2d_path: Path, int8_2d: by
 def test_gzip_shrinks_zeros_but_not_noise() -> None:
     import os
 
-    assert model_size(b"\0" * 100_000).gzip_bytes < 1_000
-    assert model_size(os.urandom(100_000)).gzip_bytes > 99_000
+    header = b"\0\0\0\0TFL3"  # model_size checks it is given a TFLite flatbuffer
+    assert model_size(header + b"\0" * 100_000).gzip_bytes < 1_000
+    assert model_size(header + os.urandom(100_000)).gzip_bytes > 99_000
 
 
 def test_size_of_missing_file_names_the_path(tmp_path: Path) -> None:

@@ -161,7 +161,12 @@ def _watch(run_dir: Path, stop: threading.Event, killed: list[int], seen: dict[P
     while not stop.is_set():
         for pattern in ("rows.json", "done.json", "*.row.json"):
             for path in run_dir.rglob(pattern):
-                seen.setdefault(path, path.stat().st_mtime_ns)
+                if ".part" in path.name or path in seen:  # atomic writes' temp files come and go
+                    continue
+                try:
+                    seen[path] = path.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue
         teachers_done = all((run_dir / f"seed_{s}/teacher/rows.json").is_file() for s in (0, 1))
         workers = _task_workers() if teachers_done and not killed else []
         if workers:  # a variant task is running: let it get going, then kill its worker
