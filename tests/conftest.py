@@ -36,9 +36,15 @@ def fake_data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("teacher_cache")
+
+
 @pytest.fixture(autouse=True)
-def _no_user_data_dir(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+def _no_user_dirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, _session_cache: Path
 ) -> None:
-    """Tests never read or write the user's real data directory by accident."""
+    """Tests never read or write the user's data directory or teacher cache by accident."""
     monkeypatch.setenv("TFHSI_DATA_DIR", str(tmp_path_factory.mktemp("empty_data_dir")))
+    monkeypatch.setenv("TFHSI_CACHE_DIR", str(_session_cache))
