@@ -87,3 +87,12 @@ def test_ruff_is_clean() -> None:
         [ruff, "check", "tfhsi", "tests", "tools"], cwd=root, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    mypy = Path(sys.executable).parent / "mypy"
+    if not mypy.exists():
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    root = PACKAGE.parent
+    result = subprocess.run([str(mypy), "tfhsi"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

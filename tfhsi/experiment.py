@@ -327,7 +327,7 @@ class Predictor:
             f"patches or a ({bands}, 1) spectrum ({bands} bands after its transform); {_FIT_FIX}."
         )
 
-    def fit_to(self, prepared: PreparedScene) -> tuple[int, str]:
+    def fit_to(self, prepared: PreparedScene) -> tuple[int, Layout]:
         """Like :meth:`feed`, also checking the class count and that a patch fits the scene.
 
         Raises:

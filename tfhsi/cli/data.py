@@ -123,7 +123,7 @@ def download(
     force: Annotated[bool, typer.Option("--force", help="Download again even if present.")] = False,
 ) -> None:
     """Download a scene's files from the official URLs, verifying their sha256."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 
     from tfhsi.data.download import download_file, resolve_data_dir, sha256_file
     from tfhsi.data.scenes import get_scene
@@ -140,7 +140,7 @@ def download(
         for file in meta.files:
             task = bar.add_task(file.filename, total=file.size)
 
-            def report(done: int, total: int | None, task: int = task) -> None:
+            def report(done: int, total: int | None, task: TaskID = task) -> None:
                 bar.update(task, completed=done, total=total)
 
             path = download_file(meta, file, root, force=force, progress=report)
