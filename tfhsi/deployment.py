@@ -66,7 +66,7 @@ def measure(
     from tfhsi.profile.macs import count_macs
     from tfhsi.profile.mcu import find_min_arena
     from tfhsi.profile.size import model_size
-    from tfhsi.profile.targets import assess, load_targets
+    from tfhsi.profile.targets import load_targets
 
     report = audit(data)
     size = model_size(data)
@@ -92,17 +92,42 @@ def measure(
     elif tflm_verdict is not None and not tflm_verdict.ok:
         result.tflm_error = "; ".join(tflm_verdict.reasons[:2])
     profiles = load_targets()
-    for name in targets:
-        target = profiles.get(name)
-        verdict = report.verdicts.get(AUDIT_KEYS[target.runtime])
-        assessment = assess(
-            target,
-            model_bytes=size.raw_bytes,
-            arena_bytes=result.arena_bytes,
-            macs=result.macs,
-            audit_verdict=(verdict.ok, list(verdict.reasons)) if verdict is not None else None,
-            int8=report.is_full_int8,
-            runtime_error=result.tflm_error if target.runtime == "tflm" else None,
-        )
-        result.targets[name] = assessment.to_dict()
+    verdicts = {name: (v.ok, list(v.reasons)) for name, v in report.verdicts.items()}
+    for assessment in assess_targets(
+        [profiles.get(name) for name in targets],
+        model_bytes=size.raw_bytes,
+        arena_bytes=result.arena_bytes,
+        macs=result.macs,
+        verdicts=verdicts,
+        int8=report.is_full_int8,
+        tflm_error=result.tflm_error,
+    ):
+        result.targets[assessment.target] = assessment.to_dict()
     return result
+
+
+def assess_targets(
+    profiles: Sequence[Any],
+    *,
+    model_bytes: int,
+    arena_bytes: int | None,
+    macs: int | None,
+    verdicts: dict[str, tuple[bool, list[str]]] | None,
+    int8: bool | None,
+    tflm_error: str | None,
+) -> list[Any]:
+    """Each target profile's fits / does-not-fit, given the audit verdict of its runtime."""
+    from tfhsi.profile.targets import assess
+
+    return [
+        assess(
+            profile,
+            model_bytes=model_bytes,
+            arena_bytes=arena_bytes,
+            macs=macs,
+            audit_verdict=(verdicts or {}).get(AUDIT_KEYS[profile.runtime]),
+            int8=int8,
+            runtime_error=tflm_error if profile.runtime == "tflm" else None,
+        )
+        for profile in profiles
+    ]

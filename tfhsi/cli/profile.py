@@ -19,8 +19,6 @@ from rich.table import Table
 from tfhsi.cli._console import console, err_console
 from tfhsi.cli.data import DataDir
 
-_AUDIT_KEYS = {"tflm": "tflm", "edgetpu": "edgetpu", "litert": "litert-xnnpack"}
-
 
 def profile(
     model: Annotated[Path, typer.Argument(help="The .tflite file to profile.")],
@@ -90,6 +88,7 @@ def collect(
     data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Measures ``model`` and assesses it against ``targets``; returns a JSON-ready record."""
+    from tfhsi.deployment import assess_targets
     from tfhsi.env import environment
     from tfhsi.errors import UnsupportedError
     from tfhsi.profile import latency as lat
@@ -97,7 +96,6 @@ def collect(
     from tfhsi.profile.macs import count_macs, float_ops
     from tfhsi.profile.mcu import KERNEL_CODE_NOTE, compare_with_litert, find_min_arena
     from tfhsi.profile.size import model_bytes, model_size
-    from tfhsi.profile.targets import assess
 
     content = model_bytes(model)
     loaded = TFLiteModel(model, xnnpack=False)
@@ -170,22 +168,19 @@ def collect(
     record["accuracy"] = _accuracy(model, run, data_dir)
     audits, audit_note = _audits(model)
     record["audit_note"] = audit_note
-    record["targets"] = []
-    for t in targets:
-        verdict = audits.get(_AUDIT_KEYS[t.runtime]) if audits else None
-        assessment = assess(
-            t,
-            model_bytes=size.raw_bytes,
-            arena_bytes=arena.min_bytes if arena else None,
-            macs=macs.per_sample,
-            audit_verdict=verdict,
-            int8=not floats,
-            runtime_error=tflm_error if t.runtime == "tflm" else None,
-        )
-        record["targets"].append(
-            assessment.to_dict()
-            | {"title": t.title, "ram_bytes": t.ram_bytes, "flash_bytes": t.flash_bytes}
-        )
+    assessments = assess_targets(
+        targets,
+        model_bytes=size.raw_bytes,
+        arena_bytes=arena.min_bytes if arena else None,
+        macs=macs.per_sample,
+        verdicts=audits,
+        int8=not floats,
+        tflm_error=tflm_error,
+    )
+    record["targets"] = [
+        a.to_dict() | {"title": t.title, "ram_bytes": t.ram_bytes, "flash_bytes": t.flash_bytes}
+        for t, a in zip(targets, assessments, strict=True)
+    ]
     record["environment"] = environment()
     return record
 
