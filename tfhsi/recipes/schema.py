@@ -57,6 +57,7 @@ class DistillStep(_Strict):
     temperature: float = Field(4.0, gt=0)
     epochs: int = Field(60, ge=1)
     lr: float = Field(1e-3, gt=0)
+    augment: bool = Field(True, description="flip/rotate teacher and student patches alike")
 
 
 class PruneStep(_Strict):

@@ -172,10 +172,13 @@ def distill(
     )
 
     def pair(subset: str, training: bool):
-        return paired_dataset(
-            teacher.stream(subset, batch_size=batch_size, training=training, seed=seed),
-            state.stream(subset, batch_size=batch_size, training=training, seed=seed),
-        )
+        # Same seed: both streams visit the same centres with the same flips/rotations.
+        def stream(of: ModelState):
+            return of.stream(
+                subset, batch_size=batch_size, training=training, seed=seed, augment=step.augment
+            )
+
+        return paired_dataset(stream(teacher), stream(state))
 
     val_subset = "val" if state.prepared.split.val.any() else "test"
     distiller = Distiller(
