@@ -169,10 +169,12 @@ def unique_weights_per_kernel(model: keras.Model, *, skip: Iterable[str] = ()) -
     """
     _check_stripped(model, "unique_weights_per_kernel")
     skip = _check_names(model, skip)
+    # By class name: layers rebuilt by TF-MOT's strip may come from another import path of tf_keras.
+    clusterable = {cls.__name__ for cls in _CLUSTERABLE}
     return {
         layer.name: int(np.unique(layer.kernel.numpy()).size)
         for layer in model.layers
-        if isinstance(layer, _CLUSTERABLE) and layer.name not in skip
+        if type(layer).__name__ in clusterable and layer.name not in skip
     }
 
 
