@@ -62,7 +62,8 @@ def _spread_labels(ax: Any, texts: list[Any], anchors: np.ndarray) -> None:
     """Moves each label to the first nearby spot clear of other labels and other points' markers.
 
     ``anchors`` are the points in data coordinates. Spots tried: right-above, right-below,
-    left-above, left-below, then further below on the right.
+    left-above, left-below, then further below on the right; a spot must keep the label
+    inside the axes.
     """
     from matplotlib.transforms import Bbox
 
@@ -72,6 +73,7 @@ def _spread_labels(ax: Any, texts: list[Any], anchors: np.ndarray) -> None:
     markers = [Bbox.from_bounds(x - half, y - half, 2 * half, 2 * half) for x, y in pixels]
     spots = [(7, 5, "left"), (7, -13, "left"), (-7, 5, "right"), (-7, -13, "right")]
     spots += [(7, -13 - 9 * k, "left") for k in range(1, 8)]
+    frame = ax.get_window_extent(renderer)
     placed: list[Any] = []
     for i in np.argsort(-pixels[:, 1]):
         text = texts[i]
@@ -79,7 +81,9 @@ def _spread_labels(ax: Any, texts: list[Any], anchors: np.ndarray) -> None:
         for dx, dy, align in spots:
             text.set_position((dx, dy))
             text.set_horizontalalignment(align)
-            if not any(text.get_window_extent(renderer).overlaps(o) for o in obstacles):
+            box = text.get_window_extent(renderer)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(o) for o in obstacles):
                 break
         else:
             text.set_position(spots[0][:2])
@@ -131,6 +135,7 @@ def pareto_plot(
     _plain_log_ticks(ax)
     span = xs.max() / xs.min()
     ax.set_xlim(xs.min() / (1.6 if span > 1.5 else 2.5), xs.max() * (2.2 if span > 1.5 else 3))
+    ax.margins(y=0.15)  # room for labels above and below the outermost points
     ax.set_xlabel(xlabel)
     ax.set_ylabel("overall accuracy (%)")
     ax.grid(True, which="major", alpha=0.3)
