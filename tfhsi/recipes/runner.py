@@ -6,6 +6,7 @@ Layout of a run::
       recipe.yaml            the resolved recipe (defaults, overrides, --quick applied)
       environment.json       versions, CPU, threads; input sha256
       seed_<s>/teacher/teacher.json       where the cached teacher lives, its metrics
+      seed_<s>/teacher/split.npz, transform.npz   the seed's split masks and fitted transform
       seed_<s>/<task>/rows.json            a finished task's result rows
       seed_<s>/<variant>/<i>_<method>/     stage checkpoints and done.json
       seed_<s>/<task>/export/<format>.tflite, <format>.row.json

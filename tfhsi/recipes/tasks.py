@@ -195,6 +195,7 @@ def teacher_task(
             "metrics": json.loads((teacher_dir / "metrics.json").read_text()),
         },
     )
+    teacher.prepared.save(folder)  # the seed's split masks and fitted transform, in the run
     settings = _settings(recipe, scene)
     base = {"seed": seed, "variant": TEACHER, "model": teacher.name, "stage": TEACHER}
     rows = [{**base, **keras_row(teacher, settings)}]
@@ -221,6 +222,8 @@ def variant_task(
         state = teacher
     else:
         state = student_state(variant.student, teacher, seed=seed)
+        if state.prepared is not teacher.prepared:  # its own transform (e.g. other PCA), same split
+            state.prepared.save(folder)
         distilled = bool(variant.steps) and variant.steps[0].method == "distill"
         if not distilled:
             stage = folder / "0_train"
