@@ -57,7 +57,10 @@ class DistillStep(_Strict):
     temperature: float = Field(4.0, gt=0)
     epochs: int = Field(60, ge=1)
     lr: float = Field(1e-3, gt=0)
-    augment: bool = Field(True, description="flip/rotate teacher and student patches alike")
+    augment: bool = Field(
+        False,
+        description="flip/rotate teacher and student patches alike; only for teachers trained with augmentation",
+    )
 
 
 class PruneStep(_Strict):
