@@ -309,7 +309,7 @@ class Predictor:
     source: str = "the model"
     classes: int | None = None  # scores per sample, where known
 
-    def feed(self, bands: int) -> tuple[int, Layout]:
+    def _patch_and_layout(self, bands: int) -> tuple[int, Layout]:
         """(patch size, layout) of the patches this model takes, from its input shape.
 
         Raises:
@@ -328,7 +328,8 @@ class Predictor:
         )
 
     def fit_to(self, prepared: PreparedScene) -> tuple[int, Layout]:
-        """Like :meth:`feed`, also checking the class count and that a patch fits the scene.
+        """(patch size, layout) of the patches this model takes, checked against ``prepared``:
+        input shape (bands, layout), class count, and a patch that fits the scene.
 
         Raises:
             DataFormatError: naming the model file, what it expects and what the run has.
@@ -339,7 +340,7 @@ class Predictor:
                 f"{self.source} scores {self.classes} classes but this run's scene "
                 f"({scene.display_name}) has {scene.n_classes}; {_FIT_FIX}."
             )
-        patch, layout = self.feed(prepared.bands)
+        patch, layout = self._patch_and_layout(prepared.bands)
         height, width = scene.labels.shape
         if patch > min(height, width):
             raise DataFormatError(
