@@ -33,6 +33,8 @@ from tfhsi.train.config import TrainConfig
 from tfhsi.train.metrics import Metrics
 
 RUN_FILE = "run.json"
+TEACHER_FILE = "teacher.json"
+"""In a recipe run's ``seed_<s>/teacher``: where the cached teacher run lives."""
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 
@@ -282,8 +284,10 @@ class LoadedRun:
 
 def find_run_dir(path: Path) -> Path:
     """The run directory holding ``path`` (the path itself or its parent)."""
-    for candidate in (path, path.parent):
-        if (candidate / RUN_FILE).is_file():
+    for candidate in (path, path.parent, path.parent.parent):
+        if (candidate / RUN_FILE).is_file() or (candidate / TEACHER_FILE).is_file():
+            return candidate
+        if candidate.name != "export" and (candidate.parent / "teacher" / TEACHER_FILE).is_file():
             return candidate
     raise ConfigError(
         f"{path} is not inside a tfhsi run directory (no {RUN_FILE} beside it); pass --run RUN_DIR "
@@ -292,11 +296,44 @@ def find_run_dir(path: Path) -> Path:
 
 
 def load_run(run_dir: Path, *, data_dir: str | Path | None = None) -> LoadedRun:
-    """Reopens a run: its scene (verified), split and fitted transform."""
-    record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    """Reopens a run: its scene (verified), split and fitted transform.
+
+    ``run_dir`` is a training run, or a recipe's ``seed_<s>/teacher`` or variant folder: those
+    take the spec of the teacher they came from and the split and transform saved beside them
+    (a student's own transform where it has one).
+
+    Raises:
+        ConfigError: ``run_dir`` is neither.
+    """
+    from tfhsi.data.prepared import TRANSFORM_FILE
+
+    record_file, prepared_dir = _run_record(Path(run_dir))
+    record = json.loads(record_file.read_text(encoding="utf-8"))
     spec = ExperimentSpec.from_dict(record["spec"])
     scene = open_dataset(spec.dataset, data_dir=data_dir)
-    return LoadedRun(run_dir, spec, load_prepared(scene, run_dir))
+    if not (prepared_dir / TRANSFORM_FILE).is_file():
+        prepared_dir = record_file.parent
+    return LoadedRun(Path(run_dir), spec, load_prepared(scene, prepared_dir))
+
+
+def _run_record(folder: Path) -> tuple[Path, Path]:
+    """(the ``run.json`` describing ``folder``, the folder holding its split and transform)."""
+    if (folder / RUN_FILE).is_file():
+        return folder / RUN_FILE, folder
+    for pointer in (folder / TEACHER_FILE, folder.parent / "teacher" / TEACHER_FILE):
+        if pointer.is_file():
+            cache = Path(json.loads(pointer.read_text(encoding="utf-8"))["cache"])
+            if not (cache / RUN_FILE).is_file():
+                raise ConfigError(
+                    f"{pointer} points at the cached teacher run {cache}, which is gone; "
+                    "run `tfhsi recipe run ... --resume` to train it again."
+                )
+            return cache / RUN_FILE, folder
+    raise ConfigError(
+        f"{folder} is not a tfhsi run directory (no {RUN_FILE}, and not a recipe run's seed "
+        "folder); pass --run with a `tfhsi train` output directory or a recipe run's "
+        "seed_<s>/<variant> folder."
+    )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,13 @@ def teacher_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def overrides_for(name: str) -> tuple[str, ...]:
     recipe, _ = load_recipe(name)
     kd = name.startswith("kd_")
-    sets = [f"dataset={SCENE}", "teacher.patch=5", "quick.epochs=1", "quick.latency_runs=2"]
+    sets = [
+        f"dataset={SCENE}",
+        "teacher.patch=5",
+        "teacher.pca=8",
+        "quick.epochs=1",
+        "quick.latency_runs=2",
+    ]
     sets += [f"profile.tflm={'true' if kd else 'false'}", f"maps={'true' if kd else 'false'}"]
     sets += [
         f"variants.{i}.student.patch=5"
@@ -91,3 +97,15 @@ def test_shipped_recipe_runs_quick_on_synthetic(
         assert lowered and all(r["full_int8"] and r["arena_bytes"] for r in lowered)
         assert all(r["targets"]["cortex-m7"]["fits"] for r in lowered)
         assert any(r.get("map") for r in results["rows"])
+        _assert_exports_reevaluate(results["rows"])
+
+
+def _assert_exports_reevaluate(rows: list[dict]) -> None:
+    """`tfhsi evaluate FILE.tflite` finds the recipe run around FILE and gives the row's OA."""
+    from tfhsi.experiment import evaluate_path, find_run_dir, load_run
+
+    for row in rows:
+        if row["format"] in ("int8", "int8-lowered") and row["variant"] != "teacher":
+            path = Path(row["tflite"])
+            metrics = evaluate_path(path, load_run(find_run_dir(path)))
+            assert metrics.oa == pytest.approx(row["oa"], abs=1e-9), row["variant"]

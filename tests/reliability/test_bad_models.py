@@ -92,3 +92,11 @@ def test_missing_model_file_is_named(tmp_path: Path, runs: Path, earlier) -> Non
     result = tfhsi("evaluate", tmp_path / "gone.tflite", "--run", folder)
     assert_one_error(result, "gone.tflite does not exist", ".tflite file")
     assert_nothing_lost(earlier, touched=[runs])
+
+
+def test_run_option_that_is_not_a_run_is_named(
+    tflite_files: dict[str, Path], tmp_path: Path, runs: Path, earlier
+) -> None:
+    result = tfhsi("evaluate", tflite_files["patch7"], "--run", tmp_path)
+    assert_one_error(result, "is not a tfhsi run directory", "--run")
+    assert_nothing_lost(earlier, touched=[runs])

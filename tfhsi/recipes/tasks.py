@@ -184,12 +184,13 @@ def teacher_task(
     recipe: Recipe, seed: int, scene: SceneData, run_dir: Path, *, data_dir: Any, log: Log
 ) -> list[dict[str, Any]]:
     """Trains or reuses the teacher; its Keras and fp32 .tflite rows (and map)."""
+    from tfhsi.experiment import TEACHER_FILE
     from tfhsi.recipes.deploy import export_rows, keras_row
 
     teacher, teacher_dir = _teacher_state(recipe, seed, scene, data_dir=data_dir, log=log)
     folder = Task(seed).folder(run_dir)
     write_json(
-        folder / "teacher.json",
+        folder / TEACHER_FILE,
         {
             "cache": str(teacher_dir),
             "metrics": json.loads((teacher_dir / "metrics.json").read_text()),
