@@ -211,6 +211,48 @@ def teacher_task(
     return rows
 
 
+STAGE_KEY = "stage_key"
+"""done.json field: what produced the stage (start model and steps so far), for sharing."""
+
+
+def stage_key(variant: Variant, steps_done: int) -> str:
+    """Identifies the model after ``steps_done`` steps of ``variant`` within one seed: variants
+    with the same student and the same first steps (e.g. ``student3d_kd`` and a chain starting
+    with that distillation) produce the same model there."""
+    return stable_hash(
+        {
+            "student": None if variant.student is None else variant.student.model_dump(mode="json"),
+            "steps": [s.model_dump(mode="json") for s in variant.steps[:steps_done]],
+            "lower": variant.lower,
+        }
+    )
+
+
+def _shared_stage(state, stage: Path, key: str, log: Log):
+    """Copies a finished stage with the same key from a sibling variant of the same seed.
+
+    Returns the restored state (also saved into ``stage``, so the variant stays self-contained
+    and resumable), or None when no sibling has it.
+    """
+    from tfhsi.recipes.stages import DONE, load_state, save_state
+
+    for done in sorted(stage.parent.parent.glob(f"*/{stage.name}/{DONE}")):
+        if done.parent == stage:
+            continue
+        try:
+            meta = json.loads(done.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if meta.get(STAGE_KEY) != key:
+            continue
+        restored = load_state(state, done.parent)
+        if restored is not None:
+            log(f"  {stage.name}: same as {done.parent.parent.name}/{stage.name}, reused")
+            save_state(restored, stage, meta)
+            return restored
+    return None
+
+
 def variant_task(
     recipe: Recipe, variant: Variant, seed: int, teacher, folder: Path, run_dir: Path, *, log: Log
 ) -> list[dict[str, Any]]:
@@ -228,21 +270,23 @@ def variant_task(
         distilled = bool(variant.steps) and variant.steps[0].method == "distill"
         if not distilled:
             stage = folder / "0_train"
-            restored = load_state(state, stage)
+            key = stage_key(variant, 0)
+            restored = load_state(state, stage) or _shared_stage(state, stage, key, log)
             if restored is None:
                 state = train_student(state, variant.student.train, stage, seed=seed, log=log)
-                save_state(state, stage, {})
+                save_state(state, stage, {STAGE_KEY: key})
             else:
                 state = restored
     lower = variant.lower == "auto"
     for index, step in enumerate(variant.steps, start=1):
         stage = folder / f"{index}_{step.method}"
-        restored = load_state(state, stage)
+        key = stage_key(variant, index)
+        restored = load_state(state, stage) or _shared_stage(state, stage, key, log)
         if restored is not None:
             state = restored
             continue
         state, info = run_step(step, state, teacher, stage, seed=seed, lower=lower, log=log)
-        save_state(state, stage, info)
+        save_state(state, stage, {**info, STAGE_KEY: key})
     base = {
         "seed": seed,
         "variant": variant.name,
