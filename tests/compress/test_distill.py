@@ -297,3 +297,44 @@ def test_teacher_and_student_with_different_class_counts_is_a_config_error(
     student = build_model("student2d", bands=24, n_classes=N_CLASSES + 1, patch_size=PATCH)
     with pytest.raises(ConfigError, match="classes"):
         Distiller(teacher, student)
+
+
+def test_unlabelled_pixels_get_soft_targets_only() -> None:
+    """Labels of -1 (a transfer set) drop out of the cross-entropy and the accuracy, not the KL."""
+    rng = np.random.default_rng(1)
+    t_logits = rng.normal(scale=3.0, size=(12, N_CLASSES)).astype(np.float32)
+    s_logits = rng.normal(scale=3.0, size=(12, N_CLASSES)).astype(np.float32)
+    labels = rng.integers(0, N_CLASSES, size=12).astype(np.int32)
+    labels[::3] = -1
+    keep = labels >= 0
+    distiller = Distiller(
+        _identity_classifier("teacher"), _identity_classifier("student"), alpha=0.5
+    )
+    compile_distiller(distiller)
+
+    def run(t: np.ndarray, s: np.ndarray, y: np.ndarray) -> dict:
+        data = tf.data.Dataset.from_tensors(((t, s), y))
+        return distiller.evaluate(data, verbose=0, return_dict=True)
+
+    mixed = run(t_logits, s_logits, labels)
+    labelled_only = run(t_logits[keep], s_logits[keep], labels[keep])
+
+    assert mixed["student_loss"] == pytest.approx(labelled_only["student_loss"], rel=1e-5)
+    assert mixed["accuracy"] == pytest.approx(labelled_only["accuracy"], rel=1e-6)
+    assert mixed["distillation_loss"] == pytest.approx(16 * _kl(t_logits, s_logits, 4.0), rel=1e-4)
+    assert mixed["distillation_loss"] != pytest.approx(labelled_only["distillation_loss"], rel=1e-3)
+
+
+def test_unlabelled_centres_stay_clear_of_held_out_pixels(scene: PreparedScene) -> None:
+    margin = 2
+    centres = scene.unlabelled_centers(margin)
+    held_out = np.argwhere(scene.split.test | scene.split.val)
+    assert len(centres) > 0
+    assert (scene.scene.labels[centres[:, 0], centres[:, 1]] == 0).all()
+    gaps = np.abs(centres[:, None, :] - held_out[None, :, :]).max(axis=-1)  # Chebyshev
+    assert gaps.min() > margin
+    data = scene.dataset(
+        "train", patch_size=PATCH, layout="2d", batch_size=10_000, unlabelled=centres
+    )
+    _, y = next(iter(data))
+    assert int((y.numpy() == -1).sum()) == len(centres)

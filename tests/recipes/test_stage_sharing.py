@@ -2,7 +2,7 @@
 
 ``kd`` distils a student; ``kd_prune`` distils the same student the same way, then prunes it:
 its distillation stage is copied from ``kd`` (same weights), while ``kd_other`` (another
-temperature) trains its own.
+temperature, and unlabelled transfer pixels) trains its own.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ RECIPE = {
         {
             "name": "kd_other",
             "student": {"model": "student2d", "patch": 5},
-            "steps": [{**DISTILL, "temperature": 2.0}],
+            "steps": [{**DISTILL, "temperature": 2.0, "unlabelled": 1.0}],
         },
     ],
     "profile": {"latency_runs": 1, "tflm": False},
@@ -57,6 +57,7 @@ def test_chain_reuses_the_distillation_of_an_identical_variant(
     seed = run_dir / "seed_0"
     reused = [m for m in messages if "reused" in m]
     assert reused == ["  1_distill: same as kd/1_distill, reused"]
+    assert len([m for m in messages if "unlabelled pixels too" in m]) == 1
     same = zip(
         _weights(seed / "kd" / "1_distill" / "model.keras"),
         _weights(seed / "kd_prune" / "1_distill" / "model.keras"),

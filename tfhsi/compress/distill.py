@@ -254,12 +254,19 @@ class Distiller(keras.Model):
         s_out = self._as_list(self._student_net(x_s, training=training))
         t_logits, s_logits = t_out[0], s_out[0]
         temp = self.temperature
-        ce = keras.losses.sparse_categorical_crossentropy(y, s_logits, from_logits=True)
+        # Pixels labelled -1 (a transfer set without classes) get the soft targets only; the
+        # cross-entropy is averaged over the labelled ones (all of them in a plain batch).
+        labelled = tf.cast(tf.reshape(y, [-1]) >= 0, s_logits.dtype)
+        y_class = tf.maximum(tf.reshape(y, [-1]), 0)
+        ce = keras.losses.sparse_categorical_crossentropy(y_class, s_logits, from_logits=True)
+        share = tf.cast(tf.size(labelled), s_logits.dtype) / tf.maximum(
+            tf.reduce_sum(labelled), 1.0
+        )
         log_p_t = tf.nn.log_softmax(t_logits / temp, axis=-1)
         log_p_s = tf.nn.log_softmax(s_logits / temp, axis=-1)
         kl = tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
         losses = {
-            "student_loss": _reduce(ce, sample_weight),
+            "student_loss": share * _reduce(ce * labelled, sample_weight),
             "distillation_loss": temp**2 * _reduce(kl, sample_weight),
         }
         total = (
@@ -276,13 +283,15 @@ class Distiller(keras.Model):
             total = total + hint
         losses["loss"] = total
         losses["logits"] = s_logits
+        losses["labelled"] = labelled
         return losses
 
     def _update_metrics(self, y: tf.Tensor, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         batch = tf.shape(losses["logits"])[0]  # epoch values are per-sample means, as in Keras
         for name, tracker in self._trackers.items():
             tracker.update_state(losses[name], sample_weight=batch)
-        self._accuracy.update_state(y, losses["logits"])
+        y_class = tf.maximum(tf.reshape(y, [-1]), 0)
+        self._accuracy.update_state(y_class, losses["logits"], sample_weight=losses["labelled"])
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:

@@ -43,13 +43,17 @@ def _as_float_cube(cube: np.ndarray) -> np.ndarray:
     return cube
 
 
-def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
+UNLABELLED = -1
+"""Label of a pixel without a class (e.g. distillation's transfer pixels): no hard-label loss."""
+
+
+def _check_labels(labels: np.ndarray, n: int, *, unlabelled_ok: bool = False) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.shape != (n,):
         raise DataFormatError(f"labels must have shape ({n},) like the centres; got {arr.shape}.")
     if n and not np.issubdtype(arr.dtype, np.integer):
         raise DataFormatError(f"labels must be integer class indices; got dtype {arr.dtype}.")
-    if n and arr.min() < 0:
+    if n and arr.min() < (UNLABELLED if unlabelled_ok else 0):
         i = int(np.argmin(arr))
         raise DataFormatError(
             f"label {arr[i]} at position {i}: labels are class indices 0..C-1; pass "
@@ -72,6 +76,7 @@ def patch_dataset(
     padding: str = "reflect",
     repeat: bool = False,
     drop_remainder: bool = False,
+    unlabelled_ok: bool = False,
 ) -> tf.data.Dataset:
     """Streams batches of patches around ``centers``.
 
@@ -90,6 +95,7 @@ def patch_dataset(
         padding: ``"reflect"`` or ``"constant"`` (zeros) at the scene borders.
         repeat: Repeat forever.
         drop_remainder: Drop the last incomplete batch.
+        unlabelled_ok: Accept :data:`UNLABELLED` (-1) labels (pixels without a class).
 
     Returns:
         A dataset of ``(x, y)`` float32/int32 batches, or ``x`` when ``labels`` is None.
@@ -110,7 +116,7 @@ def patch_dataset(
     n = centers.shape[0]
     if n == 0:
         raise DataFormatError("no centre pixels given; the split selected no pixel.")
-    y = None if labels is None else _check_labels(labels, n)
+    y = None if labels is None else _check_labels(labels, n, unlabelled_ok=unlabelled_ok)
 
     if layout == "1d":
         source, row_stride, k = cube.reshape(h * w, bands), w, 1

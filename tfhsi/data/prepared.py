@@ -59,27 +59,45 @@ class PreparedScene:
         shuffle: bool = False,
         seed: int = 0,
         augment: bool = False,
+        unlabelled: np.ndarray | None = None,
     ) -> tf.data.Dataset:
-        """Batched ``(patches, class index)`` of ``subset``, streamed from the padded cube."""
-        from tfhsi.data.pipeline import patch_dataset
+        """Batched ``(patches, class index)`` of ``subset``, streamed from the padded cube.
 
-        centers = self.centers(subset)
+        ``unlabelled`` centres (see :meth:`unlabelled_centers`) join the subset with the label
+        :data:`~tfhsi.data.pipeline.UNLABELLED`.
+        """
+        from tfhsi.data.pipeline import UNLABELLED, patch_dataset
+
+        centers, targets = self.centers(subset), self.targets(subset)
         if len(centers) == 0:
             raise SplitError(
                 f"the {subset} set of split {self.split.spec!r} on {self.scene.display_name} is empty; "
                 "choose a larger fraction or another split."
             )
+        if unlabelled is not None and len(unlabelled):
+            centers = np.concatenate([centers, np.asarray(unlabelled, np.int32)])
+            targets = np.concatenate([targets, np.full(len(unlabelled), UNLABELLED, np.int32)])
         return patch_dataset(
             self.cube,
             centers,
-            self.targets(subset),
+            targets,
             patch_size=patch_size,
             layout=layout,
             batch_size=batch_size,
             shuffle=shuffle,
             seed=seed,
             augment=augment,
+            unlabelled_ok=unlabelled is not None,
         )
+
+    def unlabelled_centers(self, margin: int) -> np.ndarray:
+        """``(N, 2)`` pixels without a class whose ``(2·margin+1)²`` window holds no test or
+        validation pixel: a transfer set that adds no overlap with held-out pixels."""
+        from scipy.ndimage import maximum_filter
+
+        held_out = (self.split.test | self.split.val).astype(np.uint8)
+        near = maximum_filter(held_out, size=2 * margin + 1, mode="constant") > 0
+        return np.argwhere((self.scene.labels == 0) & ~near).astype(np.int32)
 
     def representative(
         self, *, patch_size: int, layout: Layout, num_samples: int = 200, seed: int = 0

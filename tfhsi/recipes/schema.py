@@ -61,6 +61,12 @@ class DistillStep(_Strict):
         False,
         description="flip/rotate teacher and student patches alike; only for teachers trained with augmentation",
     )
+    unlabelled: float = Field(
+        0.0,
+        ge=0,
+        description="unlabelled scene pixels added to the training pixels, per training pixel "
+        "(soft targets only; never pixels whose patch touches a test or validation pixel)",
+    )
 
 
 class PruneStep(_Strict):

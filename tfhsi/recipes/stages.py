@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from tfhsi._keras import keras
 from tfhsi.atomic import atomic_path, write_json
 from tfhsi.data.patches import Layout
@@ -59,6 +61,7 @@ class ModelState:
         training: bool = False,
         seed: int = 0,
         augment: bool = False,
+        unlabelled: np.ndarray | None = None,
     ):
         return self.prepared.dataset(
             subset,
@@ -67,6 +70,7 @@ class ModelState:
             batch_size=batch_size,
             shuffle=training,
             seed=seed,
+            unlabelled=unlabelled,
             augment=training and augment,
         )
 
@@ -171,11 +175,18 @@ def distill(
         paired_dataset,
     )
 
+    transfer = _transfer_pixels(step, state, teacher, seed=seed, log=log)
+
     def pair(subset: str, training: bool):
         # Same seed: both streams visit the same centres with the same flips/rotations.
         def stream(of: ModelState):
             return of.stream(
-                subset, batch_size=batch_size, training=training, seed=seed, augment=step.augment
+                subset,
+                batch_size=batch_size,
+                training=training,
+                seed=seed,
+                augment=step.augment,
+                unlabelled=transfer if training else None,
             )
 
         return paired_dataset(stream(teacher), stream(state))
@@ -202,6 +213,24 @@ def distill(
     return replace(
         state, model=finalize_distillation(distiller), history=(*state.history, "distill")
     )
+
+
+def _transfer_pixels(
+    step: DistillStep, state: ModelState, teacher: ModelState, *, seed: int, log: Log
+) -> np.ndarray | None:
+    """The unlabelled pixels distillation adds (``step.unlabelled`` per training pixel), drawn
+    once with ``seed`` from those whose patch (teacher's or student's) touches no held-out pixel."""
+    if step.unlabelled <= 0:
+        return None
+    pool = teacher.prepared.unlabelled_centers(max(teacher.patch, state.patch) // 2)
+    wanted = round(step.unlabelled * len(teacher.prepared.centers("train")))
+    n = min(wanted, len(pool))
+    chosen = np.sort(np.random.default_rng(seed).choice(len(pool), n, replace=False))
+    log(
+        f"  distilling on {n:,} unlabelled pixels too ({len(pool):,} are far enough from "
+        f"test and validation pixels{'' if n == wanted else f'; {wanted:,} asked'})"
+    )
+    return pool[chosen]
 
 
 def _fine_tune(
