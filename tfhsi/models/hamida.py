@@ -20,6 +20,12 @@ DeepHyperX. Deviation: DeepHyperX pads conv2 by one band on each side of the
 spectral axis only; Keras cannot pad one axis inside Conv3D (and TF-MOT does not
 handle ZeroPadding3D), so conv2 is "valid" and drops two bands. The two spatial
 valid convolutions need a patch >= 5 (the paper's 5x5 gives a 1x1 output).
+
+The registry keeps the paper's input (5x5 patches, all bands). tfhsi's recipes and benchmark
+feed it 11x11 patches of 30 PCA components fitted on the training pixels (``--patch 11 --pca
+30``): on Indian Pines (``random:0.1``, 3 seeds) that gives 96.7 ± 0.3 % OA with 113 k
+parameters in ~45 s per seed, against 93.9 ± 0.7 % for 9x9 patches of all 200 bands (381 k
+parameters, ~9 min).
 """
 
 from __future__ import annotations
