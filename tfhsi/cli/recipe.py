@@ -81,7 +81,11 @@ def run(
         Path | None, typer.Option(help="Run directory (default: runs/<recipe>/<timestamp>).")
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue the latest (or --out) run stage by stage.")
+        bool,
+        typer.Option(
+            help="Continue the latest (or --out) run stage by stage; variants edited, added "
+            "or removed in the recipe since run again (scene, split, seeds, teacher may not change)."
+        ),
     ] = False,
     executor: Annotated[
         str, typer.Option(help="local (process pool) or ray (an existing Ray cluster).")

@@ -15,7 +15,9 @@ Layout of a run::
 Tasks (the teacher of a seed, one variant of a seed; see :mod:`tfhsi.recipes.tasks`) run on
 an executor (:mod:`tfhsi.recipes.executors`): in this process, a local process pool, or Ray.
 Resume is stage by stage: a finished task has ``rows.json``, a finished stage ``done.json``,
-a measured export its ``.row.json``; ``--resume`` skips them. Teachers live in a cache keyed
+a measured export its ``.row.json``; ``--resume`` skips them. A variant edited in the recipe
+since (its ``variant.json`` differs) runs again; its old folder is kept as
+``<variant>.replaced-<stamp>`` and any identical first stages are taken from it. Teachers live in a cache keyed
 by a hash of what defines them (scene files, split, seed, model, training), shared by all
 recipes and guarded by a file lock.
 """
@@ -35,7 +37,7 @@ from tfhsi.data.scene_data import SceneData
 from tfhsi.env import environment
 from tfhsi.errors import ConfigError
 from tfhsi.recipes.executors import Executor, LocalExecutor
-from tfhsi.recipes.resolve import apply_quick, resolved_yaml
+from tfhsi.recipes.resolve import apply_quick, resolved_dict, resolved_yaml
 from tfhsi.recipes.schema import Recipe
 from tfhsi.recipes.tasks import Task, plan
 
@@ -82,14 +84,8 @@ def run_recipe(
     scene = open_dataset(effective.dataset, data_dir=data_dir)
     run_dir = new_run_dir(effective, out, resume)
     saved = run_dir / "recipe.yaml"
-    if (
-        resume
-        and saved.is_file()
-        and saved.read_text(encoding="utf-8") != resolved_yaml(recipe, quick=quick)
-    ):
-        raise ConfigError(
-            f"--resume: {saved} differs from this recipe; resume with the same recipe, overrides and --quick."
-        )
+    if resume and saved.is_file():
+        _check_resumable(saved, recipe, quick=quick, log=log)
     created = not run_dir.exists()
     executor = executor or LocalExecutor(1, log=log)
     try:
@@ -115,6 +111,35 @@ def run_recipe(
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth resuming: no half-made run
         raise
     return run_dir
+
+
+def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> None:
+    """Variants may be edited, added or removed between resumes (a changed variant runs again);
+    what every result rests on (scene, split, seeds, teacher, profiling, --quick) may not.
+
+    Raises:
+        ConfigError: naming the top-level keys that differ from ``saved``.
+    """
+    import yaml
+
+    before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+    now = resolved_dict(recipe, quick=quick)
+    loose = {"variants", "description"}
+    differ = sorted(
+        k for k in set(before) | set(now) if k not in loose and before.get(k) != now.get(k)
+    )
+    if differ:
+        raise ConfigError(
+            f"--resume: {saved} differs from this recipe in {', '.join(differ)}; only variants "
+            "may change between resumes. Resume with the same recipe, overrides and --quick, "
+            "or start a new run (another --out)."
+        )
+    old = {v["name"]: v for v in before.get("variants", [])}
+    changed = [v["name"] for v in now["variants"] if v["name"] in old and old[v["name"]] != v]
+    added = [v["name"] for v in now["variants"] if v["name"] not in old]
+    for what, names in (("changed, runs again", changed), ("new", added)):
+        if names:
+            log(f"--resume: variants {what}: {', '.join(names)}")
 
 
 def _results(

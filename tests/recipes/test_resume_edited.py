@@ -1,0 +1,77 @@
+"""--resume after editing a recipe: edited and new variants run, the rest is reused untouched;
+a change to what every result rests on (here the teacher) is refused before anything runs."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tfhsi.errors import ConfigError
+from tfhsi.recipes.runner import run_recipe
+from tfhsi.recipes.schema import Recipe
+
+BASE = {
+    "name": "edited",
+    "dataset": "synthetic:14x14x24x3",
+    "seeds": [0],
+    "teacher": {"model": "student2d", "patch": 5, "train": {"epochs": 1}},
+    "variants": [
+        {"name": "ptq", "export": ["int8"]},
+        {"name": "prune", "steps": [{"method": "prune", "target": 0.5, "epochs": 1}]},
+    ],
+    "profile": {"latency_runs": 1, "tflm": False},
+    "maps": False,
+}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_resume_runs_only_edited_and_new_variants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TFHSI_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    run_recipe(Recipe.model_validate(BASE), out=out, log=lambda _: None)
+    seed = out / "seed_0"
+    kept = {p: _sha(p) for p in (seed / "ptq" / "rows.json", seed / "teacher" / "rows.json")}
+
+    edited = copy.deepcopy(BASE)
+    edited["variants"][1]["steps"][0]["target"] = 0.75
+    edited["variants"].append(
+        {"name": "cluster", "steps": [{"method": "cluster", "clusters": 4, "epochs": 1}]}
+    )
+    messages: list[str] = []
+    run_recipe(Recipe.model_validate(edited), out=out, resume=True, log=messages.append)
+
+    assert {p: _sha(p) for p in kept} == kept  # untouched
+    assert "--resume: variants changed, runs again: prune" in messages
+    assert "--resume: variants new: cluster" in messages
+    aside = list(seed.glob("prune.replaced-*"))
+    assert len(aside) == 1 and (aside[0] / "rows.json").is_file()  # nothing lost
+    done = json.loads((seed / "prune" / "1_prune" / "done.json").read_text())
+    assert done["sparsity"]["sparsity"] == pytest.approx(0.75, abs=0.02)
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["variant"] for r in rows} == {"teacher", "ptq", "prune", "cluster"}
+
+
+@pytest.mark.slow
+def test_resume_with_another_teacher_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TFHSI_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    recipe = {**BASE, "variants": [BASE["variants"][0]]}
+    run_recipe(Recipe.model_validate(recipe), out=out, log=lambda _: None)
+    before = _sha(out / "results.json")
+    other = copy.deepcopy(recipe)
+    other["teacher"]["patch"] = 7
+    with pytest.raises(ConfigError, match=r"differs from this recipe in teacher; only variants"):
+        run_recipe(Recipe.model_validate(other), out=out, resume=True, log=lambda _: None)
+    assert _sha(out / "results.json") == before
