@@ -230,6 +230,29 @@ def headline_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table:
     return table.without_empty_columns(keep=4)
 
 
+def short_reasons(reasons: Sequence[str]) -> str:
+    """The failed checks of a target verdict in a few words each (results.json keeps them whole):
+    ``FAIL: RAM: arena … = 991.8 KiB > 256.0 KiB`` → ``RAM 991.8 KiB > 256.0 KiB``,
+    ``FAIL: tflm cannot run …; CONV_3D#1: CONV_3D has no TFLite Micro kernel`` → the last part."""
+    short = []
+    for reason in reasons:
+        if not reason.startswith("FAIL: "):
+            continue
+        text = reason.removeprefix("FAIL: ")
+        kind, _, rest = text.partition(": ")
+        if kind in ("RAM", "flash") and " = " in rest:
+            text = f"{kind} {rest.rsplit(' = ', 1)[1]}"
+        elif "needs an int8 model" in text:
+            text = "not int8"
+        elif "stop mapping at " in text:
+            text = "CPU from " + text.split("stop mapping at ", 1)[1].split(";", 1)[0]
+        elif "; " in text:
+            text = text.rsplit("; ", 1)[1]
+            text = text.split(": ", 1)[1] if "#" in text.split(": ", 1)[0] else text
+        short.append(text)
+    return "; ".join(dict.fromkeys(short)) or "does not fit"
+
+
 def targets_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table | None:
     """Per target: fits or why not, and the estimated on-device latency."""
     names = list(dict.fromkeys([*results.targets, *(t for r in rows for t in r.targets)]))
@@ -247,7 +270,7 @@ def targets_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table | 
             if fit is None or fit.fits is None:
                 cells.append(DASH)
                 continue
-            text = "fits" if fit.fits else "no: " + "; ".join(fit.reasons or ("does not fit",))
+            text = "fits" if fit.fits else "no: " + short_reasons(fit.reasons)
             if fit.estimated_latency_ms is not None:
                 text += f" (≈{fmt_ms(fit.estimated_latency_ms)} ms)"
             cells.append(_one_line(text, 200))
