@@ -58,8 +58,13 @@ def main() -> int:
     tflite = Path(row["tflite"])
     shutil.copyfile(tflite, folder / "model.tflite")
     shutil.copyfile(tflite.with_suffix(".labels.txt"), folder / "model.labels.txt")
+    variant_dir = args.run_dir / f"seed_{seed}" / args.variant
     for name in ("run.json", "split.npz", "transform.npz"):
-        shutil.copyfile(teacher_run / name, folder / name)
+        # A student with its own preprocessing (e.g. all bands under a PCA teacher) saved its
+        # transform in its variant folder; the split is always the teacher's.
+        own = variant_dir / name
+        source = own if name == "transform.npz" and own.is_file() else teacher_run / name
+        shutil.copyfile(source, folder / name)
 
     # Measured again, on the released file and the released split/transform.
     metrics = evaluate_path(folder / "model.tflite", load_run(folder, data_dir=args.data_dir))
@@ -71,8 +76,15 @@ def main() -> int:
         data, targets=targets, threads=1, latency_runs=100, tflm=True, source=args.name
     )
     report = audit(data)
+    transform = load_run(folder, data_dir=args.data_dir).prepared.transform
     record = {
         "name": args.name,
+        "preprocessing": (
+            f"per-band standardisation, then PCA to {transform.out_bands} components, both fitted "
+            "on the training pixels only (`transform.npz`)"
+            if transform.pca_components is not None
+            else "per-band standardisation fitted on the training pixels only (`transform.npz`)"
+        ),
         "role": args.role,
         "source_run": str(args.run_dir),
         "variant": args.variant,
@@ -112,7 +124,7 @@ def card(record: dict, metrics, report) -> str:
 |---|---|
 | dataset | {record["dataset"]["display"]} (files sha256: {", ".join(f"{k} {v[:12]}…" for k, v in record["dataset"]["sources"].items())}) |
 | split | `{record["split"]}`, seed {record["seed"]} (masks in `split.npz`) |
-| preprocessing | per-band standardisation fitted on the training pixels only (`transform.npz`) |
+| preprocessing | {record["preprocessing"]} |
 | made by | variant `{record["variant"]}`, export `{record["format"]}` of run `{record["source_run"]}` |
 | OA / AA / Kappa (this .tflite, test pixels) | {100 * metrics.oa:.2f} % / {100 * metrics.aa:.2f} % / {metrics.kappa:.4f} |
 | size | {m["size_bytes"]:,} bytes ({m["gzip_bytes"]:,} gzip) |
