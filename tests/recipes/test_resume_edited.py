@@ -45,7 +45,10 @@ def test_resume_runs_only_edited_and_new_variants(
     edited = copy.deepcopy(BASE)
     edited["variants"][1]["steps"][0]["target"] = 0.75
     edited["variants"].append(
-        {"name": "cluster", "steps": [{"method": "cluster", "clusters": 4, "epochs": 1}]}
+        {
+            "name": "cluster",
+            "steps": [{"method": "cluster", "clusters": 4, "epochs": 1, "skip": []}],
+        }
     )
     messages: list[str] = []
     run_recipe(Recipe.model_validate(edited), out=out, resume=True, log=messages.append)
@@ -57,6 +60,8 @@ def test_resume_runs_only_edited_and_new_variants(
     assert len(aside) == 1 and (aside[0] / "rows.json").is_file()  # nothing lost
     done = json.loads((seed / "prune" / "1_prune" / "done.json").read_text())
     assert done["sparsity"]["sparsity"] == pytest.approx(0.75, abs=0.02)
+    clustered = json.loads((seed / "cluster" / "1_cluster" / "done.json").read_text())
+    assert clustered["unique_weights"]["logits"] <= 4  # skip: [] clusters the classifier too
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert {r["variant"] for r in rows} == {"teacher", "ptq", "prune", "cluster"}
 

@@ -99,6 +99,11 @@ class ClusterStep(_Strict):
     method: Literal["cluster"]
     clusters: int = Field(16, ge=2, le=256)
     preserve_sparsity: bool = False
+    skip: list[str] = Field(
+        ["logits"],
+        description="layers left unclustered; [] clusters the classifier too (most of a 3-D "
+        "CNN's weights, but its accuracy suffers first)",
+    )
     epochs: int = Field(10, ge=1)
     lr: float = Field(1e-4, gt=0)
 

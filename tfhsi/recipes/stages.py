@@ -324,12 +324,12 @@ def cluster(
         state.model,
         n_clusters=step.clusters,
         preserve_sparsity=step.preserve_sparsity,
-        skip=("logits",),
+        skip=tuple(step.skip),
     )
     _fine_tune(wrapped, state, step.epochs, step.lr, stage_dir, seed=seed, log=log)
     model = finalize_clustering(wrapped)
     return replace(state, model=model, history=(*state.history, "cluster")), {
-        "unique_weights": unique_weights_per_kernel(model, skip=("logits",))
+        "unique_weights": unique_weights_per_kernel(model, skip=tuple(step.skip))
     }
 
 
