@@ -16,8 +16,8 @@ Tasks (the teacher of a seed, one variant of a seed; see :mod:`tfhsi.recipes.tas
 an executor (:mod:`tfhsi.recipes.executors`): in this process, a local process pool, or Ray.
 Resume is stage by stage: a finished task has ``rows.json``, a finished stage ``done.json``,
 a measured export its ``.row.json``; ``--resume`` skips them. A variant edited in the recipe
-since (its ``variant.json`` differs) runs again; its old folder is kept as
-``<variant>.replaced-<stamp>`` and any identical first stages are taken from it. Teachers live in a cache keyed
+since the run started runs again: its old folders are kept as ``<variant>.replaced-<stamp>``
+and identical first stages are taken from them. Teachers live in a cache keyed
 by a hash of what defines them (scene files, split, seed, model, training), shared by all
 recipes and guarded by a file lock.
 """
@@ -85,7 +85,8 @@ def run_recipe(
     run_dir = new_run_dir(effective, out, resume)
     saved = run_dir / "recipe.yaml"
     if resume and saved.is_file():
-        _check_resumable(saved, recipe, quick=quick, log=log)
+        for name in _check_resumable(saved, recipe, quick=quick, log=log):
+            _set_aside(run_dir, name, log)
     created = not run_dir.exists()
     executor = executor or LocalExecutor(1, log=log)
     try:
@@ -113,9 +114,12 @@ def run_recipe(
     return run_dir
 
 
-def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> None:
+def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> list[str]:
     """Variants may be edited, added or removed between resumes (a changed variant runs again);
     what every result rests on (scene, split, seeds, teacher, profiling, --quick) may not.
+
+    Returns:
+        The names of the variants whose definition changed.
 
     Raises:
         ConfigError: naming the top-level keys that differ from ``saved``.
@@ -140,6 +144,18 @@ def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> N
     for what, names in (("changed, runs again", changed), ("new", added)):
         if names:
             log(f"--resume: variants {what}: {', '.join(names)}")
+    return changed
+
+
+def _set_aside(run_dir: Path, variant: str, log: Log) -> None:
+    """Moves the folders an earlier definition of ``variant`` made to
+    ``<variant>.replaced-<stamp>``: kept, not reused (identical first stages are still taken
+    from them, see :func:`tfhsi.recipes.tasks.stage_key`)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for folder in sorted(run_dir.glob(f"seed_*/{variant}")):
+        aside = folder.with_name(f"{variant}.replaced-{stamp}")
+        folder.rename(aside)
+        log(f"  {folder.parent.name}/{variant}: earlier results kept in {aside.name}")
 
 
 def _results(

@@ -129,9 +129,6 @@ def run_task(
     """Runs ``task`` (or returns its saved rows); a failure becomes an error row, not a crash."""
     recipe = Recipe.model_validate(recipe_data)
     folder = task.folder(Path(run_dir))
-    if task.variant is not None:
-        variant = next(v for v in recipe.variants if v.name == task.variant)
-        _claim_folder(folder, variant.model_dump(mode="json"), log)
     saved = folder / ROWS
     if saved.is_file():
         return json.loads(saved.read_text(encoding="utf-8"))
@@ -154,30 +151,6 @@ def run_task(
         ]
     write_json(saved, rows)
     return rows
-
-
-VARIANT_FILE = "variant.json"
-"""In a variant's folder: the variant definition its stages and rows were made with."""
-
-
-def _claim_folder(folder: Path, definition: dict[str, Any], log: Log) -> None:
-    """Makes ``folder`` hold work of ``definition`` only: a folder made by an earlier definition
-    of the variant (edited in the recipe since) is set aside as ``<name>.replaced-<stamp>``."""
-    from datetime import datetime, timezone
-
-    record = folder / VARIANT_FILE
-    if record.is_file():
-        if json.loads(record.read_text(encoding="utf-8")) == definition:
-            return
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        aside = folder.with_name(f"{folder.name}.replaced-{stamp}")
-        folder.rename(aside)
-        log(
-            f"  {folder.name}: the recipe changed this variant; earlier results kept in {aside.name}"
-        )
-    elif folder.is_dir() and any(folder.iterdir()):
-        return  # a run from before variant.json: trust it (resume checked the recipe)
-    write_json(record, definition)
 
 
 def _settings(recipe: Recipe, scene: SceneData):
