@@ -80,3 +80,25 @@ def test_resume_with_another_teacher_is_refused(
     with pytest.raises(ConfigError, match=r"differs from this recipe in teacher; only variants"):
         run_recipe(Recipe.model_validate(other), out=out, resume=True, log=lambda _: None)
     assert _sha(out / "results.json") == before
+
+
+@pytest.mark.slow
+def test_an_option_added_since_at_its_default_is_no_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    monkeypatch.setenv("TFHSI_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    recipe = Recipe.model_validate(BASE)
+    run_recipe(recipe, out=out, log=lambda _: None)
+    saved = yaml.safe_load((out / "recipe.yaml").read_text())
+    del saved["variants"][1]["steps"][0]["block"]  # as written before `block` existed
+    (out / "recipe.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    kept = _sha(out / "seed_0" / "prune" / "rows.json")
+
+    messages: list[str] = []
+    run_recipe(recipe, out=out, resume=True, log=messages.append)
+
+    assert not [m for m in messages if m.startswith("--resume")]
+    assert _sha(out / "seed_0" / "prune" / "rows.json") == kept

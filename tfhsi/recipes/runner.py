@@ -127,6 +127,11 @@ def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> l
     import yaml
 
     before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+    try:  # through today's schema, so an option added since (at its default) is no change
+        quick_mode = before.pop("quick_mode", quick)
+        before = {**Recipe.model_validate(before).model_dump(mode="json"), "quick_mode": quick_mode}
+    except ValueError:
+        pass  # compared as saved: whatever no longer validates counts as changed
     now = resolved_dict(recipe, quick=quick)
     loose = {"variants", "description"}
     differ = sorted(

@@ -76,7 +76,12 @@ class PruneStep(_Strict):
     block: Literal["2:4"] | None = None
     skip: list[str] = []
     epochs: int = Field(20, ge=1)
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(
+        1e-3,
+        gt=0,
+        description="constant fine-tuning LR; 1e-4 left hamida3d at 88 % (80 %) and 50 % (90 %) "
+        "OA on Indian Pines where 1e-3 gives 95 % and 91 %",
+    )
 
 
 class FilterPruneStep(_Strict):
