@@ -30,8 +30,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--variant", required=True)
-    parser.add_argument("--format", required=True)
+    parser.add_argument("--variant", help="with --format; or let --pick choose")
+    parser.add_argument("--format")
+    parser.add_argument(
+        "--pick",
+        choices=sorted(RULES),
+        help="choose the variant/format by the rule of docs/BENCHMARK.md over all seeds: "
+        + "; ".join(f"{k}: {v}" for k, v in RULES.items()),
+    )
     parser.add_argument("--seed", type=int, default=None, help="default: the run's first seed")
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", type=Path, default=Path("tflite_models"))
@@ -42,6 +48,12 @@ def main() -> int:
     args = parser.parse_args()
 
     results = json.loads((args.run_dir / "results.json").read_text())
+    if args.pick:
+        args.variant, args.format, why = pick(results["rows"], args.pick)
+        print(f"{args.pick}: {args.variant}/{args.format} ({why})")
+        args.role = args.role or f"Best {args.pick} candidate: {why}."
+    elif not (args.variant and args.format):
+        parser.error("give --variant and --format, or --pick")
     seed = results["seeds"][0] if args.seed is None else args.seed
     row = next(
         r
@@ -101,6 +113,63 @@ def main() -> int:
     write_text(folder / "README.md", card(record, metrics, report))
     print(folder / "README.md")
     return 0
+
+
+RULES = {
+    "mcu": "int8 end to end and run by TFLite Micro on every seed, mean OA at most 1 pp below the "
+    "teacher's, then the smallest mean arena",
+    "phone": "fits android-cpu and runs whole in XNNPACK on every seed, then the highest mean OA "
+    "(ties: lower latency)",
+}
+
+
+def pick(rows: list[dict], role: str) -> tuple[str, str, str]:
+    """(variant, format, why) chosen by ``RULES[role]`` from a run's result rows."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r.get("format") not in (None, "-", "keras") and not r.get("error"):
+            groups.setdefault((r["variant"], r["format"]), []).append(r)
+    teacher = [r["oa"] for r in rows if r["variant"] == "teacher" and r["format"] == "keras"]
+    reference = sum(teacher) / len(teacher)
+    groups = {k: g for k, g in groups.items() if len(g) == len(teacher)}  # every seed measured
+
+    def mean(group: list[dict], key: str) -> float:
+        return sum(r[key] for r in group) / len(group)
+
+    if role == "mcu":
+        eligible = {
+            k: g
+            for k, g in groups.items()
+            if all(r["full_int8"] and r.get("arena_bytes") for r in g)
+            and mean(g, "oa") >= reference - 0.01
+        }
+        key = min(
+            eligible, key=lambda k: (mean(eligible[k], "arena_bytes"), -mean(eligible[k], "oa"))
+        )
+        g = eligible[key]
+        why = (
+            f"arena {mean(g, 'arena_bytes'):,.0f} B, OA {100 * mean(g, 'oa'):.2f} % vs teacher "
+            f"{100 * reference:.2f} % over {len(g)} seeds"
+        )
+    else:
+        eligible = {
+            k: g
+            for k, g in groups.items()
+            if all(
+                r["targets"].get("android-cpu", {}).get("fits")
+                and r["verdicts"]["litert-xnnpack"]["ok"]
+                for r in g
+            )
+        }
+        key = max(
+            eligible, key=lambda k: (mean(eligible[k], "oa"), -mean(eligible[k], "latency_ms"))
+        )
+        g = eligible[key]
+        why = (
+            f"OA {100 * mean(g, 'oa'):.2f} % (teacher {100 * reference:.2f} %), "
+            f"{mean(g, 'latency_ms'):.3f} ms on 1 host thread, over {len(g)} seeds"
+        )
+    return key[0], key[1], why
 
 
 def card(record: dict, metrics, report) -> str:
