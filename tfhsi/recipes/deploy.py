@@ -53,7 +53,7 @@ def keras_row(state: ModelState, settings: DeploySettings) -> dict[str, Any]:
     )
     macs: int | None
     try:
-        macs = int(count_macs(state.model))
+        macs = int(count_macs(state.model)) or None  # QAT-wrapped layers count as 0: unknown
     except Exception:
         macs = None
     return {
