@@ -36,13 +36,13 @@ def _keras_oa(results: RunResults, variant: str) -> dict[int, float]:
     }
 
 
-def _stat(values: list[float]) -> str:
+def _stat(values: list[float], *, signed: bool = False) -> str:
     if not values:
         return "–"
-    mean = 100 * statistics.mean(values)
+    mean = f"{100 * statistics.mean(values):{'+' if signed else ''}.2f}"
     if len(values) < 2:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+        return mean
+    return f"{mean} ± {100 * statistics.stdev(values):.2f}"
 
 
 def _gains(other: dict[int, float], scratch: dict[int, float]) -> list[float]:
@@ -67,8 +67,8 @@ def kd_table(results: RunResults) -> str:
         wins = sum(1 for g in transfer_gain if g > 0)
         lines.append(
             f"| {student} | {', '.join(map(str, seeds))} | {_stat([scratch[s] for s in seeds])} | "
-            f"{_stat(list(kd.values()))} | {_stat(kd_gain)} | {_stat(list(transfer.values()))} | "
-            f"{_stat(transfer_gain)} | {wins} of {len(transfer_gain)} |"
+            f"{_stat(list(kd.values()))} | {_stat(kd_gain, signed=True)} | {_stat(list(transfer.values()))} | "
+            f"{_stat(transfer_gain, signed=True)} | {wins} of {len(transfer_gain)} |"
         )
     return "\n".join(lines) + "\n"
 
