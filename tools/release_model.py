@@ -5,8 +5,9 @@ The folder is self-contained for evaluation: ``model.tflite``, ``model.labels.tx
 model was measured on, so ``tfhsi evaluate tflite_models/<name>/model.tflite --data-dir D``
 reproduces the card's accuracy. Every figure on the card is measured here, on the file:
 
-    python tools/release_model.py runs/kd_indian_pines/<stamp> --variant student_kd \
-        --format int8-lowered --name indian_pines_student3d_kd_int8 --data-dir ../shared/data
+    python tools/release_model.py runs/study_indian_pines/<stamp> --pick mcu \
+        --name indian_pines_mcu_student2d_int8 --data-dir ../shared/data
+    python tools/release_model.py RUN --variant student3d_kd --format int8-lowered --name NAME
 """
 
 from __future__ import annotations
