@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -31,7 +32,11 @@ def tfhsi(*args: object, env: dict[str, str] | None = None) -> Result:
 
 
 def spawn(*args: object, env: dict[str, str] | None = None, prelude: str = "") -> subprocess.Popen:
-    """``tfhsi ARGS`` in a child process (for signals); ``prelude`` runs before the CLI."""
+    """``tfhsi ARGS`` in a child process (for signals); ``prelude`` runs before the CLI.
+
+    The child gets the default SIGINT disposition even when the test run itself ignores SIGINT
+    (a shell starts background jobs that way), as a terminal's Ctrl-C would find it.
+    """
     code = f"{prelude}\n{MAIN}" if prelude else MAIN
     return subprocess.Popen(
         [sys.executable, "-c", code, *map(str, args)],
@@ -39,6 +44,7 @@ def spawn(*args: object, env: dict[str, str] | None = None, prelude: str = "") -
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **ENV, **(env or {})},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
