@@ -51,9 +51,7 @@ def test_chain_reuses_the_distillation_of_an_identical_variant(
 ) -> None:
     monkeypatch.setenv("TFHSI_CACHE_DIR", str(tmp_path / "cache"))
     messages: list[str] = []
-    run_dir = run_recipe(
-        Recipe.model_validate(RECIPE), out=tmp_path / "run", log=messages.append
-    )
+    run_dir = run_recipe(Recipe.model_validate(RECIPE), out=tmp_path / "run", log=messages.append)
     seed = run_dir / "seed_0"
     reused = [m for m in messages if "reused" in m]
     assert reused == ["  1_distill: same as kd/1_distill, reused"]
