@@ -58,12 +58,14 @@ def _plain_log_ticks(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _spread_labels(ax: Any, texts: list[Any], anchors: np.ndarray) -> None:
+def _spread_labels(
+    ax: Any, texts: list[Any], anchors: np.ndarray, *, labelled: list[int] | None = None
+) -> None:
     """Moves each label to the first nearby spot clear of other labels and other points' markers.
 
-    ``anchors`` are the points in data coordinates. Spots tried: right-above, right-below,
-    left-above, left-below, then further below on the right; a spot must keep the label
-    inside the axes.
+    ``anchors`` are all points in data coordinates; ``texts[k]`` labels point ``labelled[k]``
+    (default: every point, in order). Spots tried: right-above, right-below, left-above,
+    left-below, then further below on the right; a spot must keep the label inside the axes.
     """
     from matplotlib.transforms import Bbox
 
@@ -75,8 +77,9 @@ def _spread_labels(ax: Any, texts: list[Any], anchors: np.ndarray) -> None:
     spots += [(7, -13 - 9 * k, "left") for k in range(1, 8)]
     frame = ax.get_window_extent(renderer)
     placed: list[Any] = []
-    for i in np.argsort(-pixels[:, 1]):
-        text = texts[i]
+    owner = list(range(len(texts))) if labelled is None else labelled
+    for k in sorted(range(len(texts)), key=lambda k: -pixels[owner[k], 1]):
+        text, i = texts[k], owner[k]
         obstacles = placed + [m for j, m in enumerate(markers) if j != i]
         for dx, dy, align in spots:
             text.set_position((dx, dy))
@@ -89,6 +92,10 @@ def _spread_labels(ax: Any, texts: list[Any], anchors: np.ndarray) -> None:
             text.set_position(spots[0][:2])
             text.set_horizontalalignment("left")
         placed.append(text.get_window_extent(renderer))
+
+
+LABEL_ALL_UP_TO = 12
+"""Above this many points a Pareto plot names only the Pareto-optimal ones and the teacher."""
 
 
 def pareto_plot(
@@ -118,17 +125,23 @@ def pareto_plot(
     errs = np.array([r.oa.std * 100 for r in usable])  # type: ignore[union-attr]
     front = pareto_front(list(zip(xs.tolist(), ys.tolist(), strict=True)))
     variants = list(dict.fromkeys(r.variant for r in usable))
-    colours = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    palette = 10 if len(variants) <= 10 else 20
+    colours = plt.get_cmap(f"tab{palette}")
+    # Many points: name only the Pareto-optimal ones and the teacher; a legend names the colours.
+    crowded = len(usable) > LABEL_ALL_UP_TO
+    fig, ax = plt.subplots(figsize=(9.6, 5.2) if crowded else (7.2, 4.8))
     if len(front) > 1:
         ax.plot(xs[front], ys[front], "-", color="#444", lw=1.2, zorder=1, label="Pareto front")
-    texts = []
+    texts, named = [], []
     for i, row in enumerate(usable):
-        colour = colours(variants.index(row.variant) % 10)
+        colour = colours(variants.index(row.variant) % palette)
         on = i in front
         ax.errorbar(xs[i], ys[i], yerr=errs[i], fmt=MARKERS.get(row.format, "o"), color=colour,
                     ms=11 if on else 8, mec="black" if on else colour, mew=1.4 if on else 0.5,
                     capsize=3, zorder=3)  # fmt: skip
+        if crowded and not (on or row.variant == "teacher"):
+            continue
+        named.append(i)
         texts.append(ax.annotate(row.label, (xs[i], ys[i]), xytext=(7, 5), textcoords="offset points",
                                  fontsize=8, weight="bold" if on else "normal"))  # fmt: skip
     ax.set_xscale("log")
@@ -144,13 +157,23 @@ def pareto_plot(
                for f in dict.fromkeys(r.format for r in usable)]  # fmt: skip
     if len(front) > 1:
         handles.append(plt.Line2D([], [], color="#444", label="Pareto front"))
-    ax.legend(handles=handles, fontsize=8, loc="lower right", title="format", title_fontsize=8)
+    formats = ax.legend(
+        handles=handles, fontsize=8, loc="lower right", title="format", title_fontsize=8
+    )
+    if crowded:
+        ax.add_artist(formats)
+        swatches = [plt.Line2D([], [], ls="", marker="s", color=colours(k % palette), label=v)
+                    for k, v in enumerate(variants)]  # fmt: skip
+        ax.legend(handles=swatches, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="variant", title_fontsize=8, frameon=False)  # fmt: skip
     heading = title or f"Accuracy vs {'model size' if cost == 'size' else 'latency'}"
     heading += "  (bold / outlined: Pareto-optimal; bars: ±1 std over seeds)"
+    if crowded:
+        heading += "\nnamed: the Pareto-optimal points and the teacher; colours: the variant legend"
     fig.suptitle(heading, fontsize=11, y=0.955 if stamp else 0.99)
     fig.tight_layout(rect=(0, 0, 1, 0.93 if stamp else 0.96))
     fig.canvas.draw()
-    _spread_labels(ax, texts, np.column_stack([xs, ys]))
+    _spread_labels(ax, texts, np.column_stack([xs, ys]), labelled=named)
     return _save(fig, stamp, heading)
 
 
