@@ -24,6 +24,8 @@ from tfhsi.env import environment
 from tfhsi.experiment import evaluate_path, load_run
 from tfhsi.export.inspect import audit
 from tfhsi.profile.targets import load_targets
+from tfhsi.report.aggregate import aggregate_rows, teacher_reference
+from tfhsi.report.results import load_results
 
 
 def main() -> int:
@@ -50,7 +52,7 @@ def main() -> int:
 
     results = json.loads((args.run_dir / "results.json").read_text())
     if args.pick:
-        args.variant, args.format, why = pick(results["rows"], args.pick)
+        args.variant, args.format, why = pick(args.run_dir, results["rows"], args.pick)
         print(f"{args.pick}: {args.variant}/{args.format} ({why})")
         args.role = args.role or f"Best {args.pick} candidate: {why}."
     elif not (args.variant and args.format):
@@ -124,53 +126,44 @@ RULES = {
 }
 
 
-def pick(rows: list[dict], role: str) -> tuple[str, str, str]:
-    """(variant, format, why) chosen by ``RULES[role]`` from a run's result rows."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        if r.get("format") not in (None, "-", "keras") and not r.get("error"):
-            groups.setdefault((r["variant"], r["format"]), []).append(r)
-    teacher = [r["oa"] for r in rows if r["variant"] == "teacher" and r["format"] == "keras"]
-    reference = sum(teacher) / len(teacher)
-    groups = {k: g for k, g in groups.items() if len(g) == len(teacher)}  # every seed measured
-
-    def mean(group: list[dict], key: str) -> float:
-        return sum(r[key] for r in group) / len(group)
-
+def pick(run_dir: Path, rows: list[dict], role: str) -> tuple[str, str, str]:
+    """(variant, format, why) chosen by ``RULES[role]`` from a run's results (means over seeds,
+    as the report aggregates them; only results measured on every seed compete)."""
+    results = load_results(run_dir)
+    aggregated = aggregate_rows(results.rows)
+    reference = teacher_reference(aggregated).oa.mean  # type: ignore[union-attr]
+    complete = [
+        a
+        for a in aggregated
+        if a.format != "keras" and a.oa is not None and a.n == len(results.seeds)
+    ]
     if role == "mcu":
-        eligible = {
-            k: g
-            for k, g in groups.items()
-            if all(r["full_int8"] and r.get("arena_bytes") for r in g)
-            and mean(g, "oa") >= reference - 0.01
-        }
-        key = min(
-            eligible, key=lambda k: (mean(eligible[k], "arena_bytes"), -mean(eligible[k], "oa"))
-        )
-        g = eligible[key]
-        why = (
-            f"arena {mean(g, 'arena_bytes'):,.0f} B, OA {100 * mean(g, 'oa'):.2f} % vs teacher "
-            f"{100 * reference:.2f} % over {len(g)} seeds"
-        )
+        eligible = [
+            a for a in complete if a.full_int8 and a.arena_bytes and a.oa.mean >= reference - 0.01
+        ]
+        best = min(eligible, key=lambda a: (a.arena_bytes, -a.oa.mean))
+        why = f"arena {best.arena_bytes:,.0f} B"
     else:
-        eligible = {
-            k: g
-            for k, g in groups.items()
-            if all(
-                r["targets"].get("android-cpu", {}).get("fits")
-                and r["verdicts"]["litert-xnnpack"]["ok"]
-                for r in g
-            )
+        # The XNNPACK verdict is not in the report's rows: read it from the raw ones.
+        not_whole = {
+            (r["variant"], r["format"])
+            for r in rows
+            if not r.get("verdicts", {}).get("litert-xnnpack", {}).get("ok")
         }
-        key = max(
-            eligible, key=lambda k: (mean(eligible[k], "oa"), -mean(eligible[k], "latency_ms"))
-        )
-        g = eligible[key]
-        why = (
-            f"OA {100 * mean(g, 'oa'):.2f} % (teacher {100 * reference:.2f} %), "
-            f"{mean(g, 'latency_ms'):.3f} ms on 1 host thread, over {len(g)} seeds"
-        )
-    return key[0], key[1], why
+        eligible = [
+            a
+            for a in complete
+            if a.targets.get("android-cpu")
+            and a.targets["android-cpu"].fits
+            and (a.variant, a.format) not in not_whole
+        ]
+        best = max(eligible, key=lambda a: (a.oa.mean, -a.latency.mean))  # type: ignore[union-attr]
+        why = f"{best.latency.mean:.3f} ms on 1 host thread"  # type: ignore[union-attr]
+    why += (
+        f", OA {100 * best.oa.mean:.2f} % vs teacher {100 * reference:.2f} % "  # type: ignore[union-attr]
+        f"over {best.n} seeds"
+    )
+    return best.variant, best.format, why
 
 
 def card(record: dict, metrics, report) -> str:
