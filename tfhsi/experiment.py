@@ -283,11 +283,10 @@ class LoadedRun:
 
 
 def find_run_dir(path: Path) -> Path:
-    """The run directory holding ``path`` (the path itself or its parent)."""
+    """The run directory holding ``path``: itself, its parent, or (a recipe export in
+    ``seed_<s>/<variant>/export/``) its grandparent."""
     for candidate in (path, path.parent, path.parent.parent):
-        if (candidate / RUN_FILE).is_file() or (candidate / TEACHER_FILE).is_file():
-            return candidate
-        if candidate.name != "export" and (candidate.parent / "teacher" / TEACHER_FILE).is_file():
+        if _run_record(candidate) is not None:
             return candidate
     raise ConfigError(
         f"{path} is not inside a tfhsi run directory (no {RUN_FILE} beside it); pass --run RUN_DIR "
@@ -307,7 +306,14 @@ def load_run(run_dir: Path, *, data_dir: str | Path | None = None) -> LoadedRun:
     """
     from tfhsi.data.prepared import TRANSFORM_FILE
 
-    record_file, prepared_dir = _run_record(Path(run_dir))
+    found = _run_record(Path(run_dir))
+    if found is None:
+        raise ConfigError(
+            f"{run_dir} is not a tfhsi run directory (no {RUN_FILE}, and not a recipe run's seed "
+            "folder); pass --run with a `tfhsi train` output directory or a recipe run's "
+            "seed_<s>/<variant> folder."
+        )
+    record_file, prepared_dir = found
     record = json.loads(record_file.read_text(encoding="utf-8"))
     spec = ExperimentSpec.from_dict(record["spec"])
     scene = open_dataset(spec.dataset, data_dir=data_dir)
@@ -316,8 +322,9 @@ def load_run(run_dir: Path, *, data_dir: str | Path | None = None) -> LoadedRun:
     return LoadedRun(Path(run_dir), spec, load_prepared(scene, prepared_dir))
 
 
-def _run_record(folder: Path) -> tuple[Path, Path]:
-    """(the ``run.json`` describing ``folder``, the folder holding its split and transform)."""
+def _run_record(folder: Path) -> tuple[Path, Path] | None:
+    """(the ``run.json`` describing ``folder``, the folder holding its split and transform), or
+    None when ``folder`` is neither a training run nor a recipe run's seed folder."""
     if (folder / RUN_FILE).is_file():
         return folder / RUN_FILE, folder
     for pointer in (folder / TEACHER_FILE, folder.parent / "teacher" / TEACHER_FILE):
@@ -329,11 +336,7 @@ def _run_record(folder: Path) -> tuple[Path, Path]:
                     "run `tfhsi recipe run ... --resume` to train it again."
                 )
             return cache / RUN_FILE, folder
-    raise ConfigError(
-        f"{folder} is not a tfhsi run directory (no {RUN_FILE}, and not a recipe run's seed "
-        "folder); pass --run with a `tfhsi train` output directory or a recipe run's "
-        "seed_<s>/<variant> folder."
-    )
+    return None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_recipe import PRUNE, PTQ, tiny_recipe
 
 from tfhsi.errors import SetupError
 from tfhsi.recipes.executors import LocalExecutor
@@ -34,18 +35,7 @@ TASK_TITLE = "ray::_run_recipe_task"  # the process title of a Ray worker runnin
 ONE_THREAD_TASKS_AGREE = 0.0
 TEST_PIXELS_TOLERANCE = 0.03  # 4 of the ~133 test pixels of the 14x14 scene
 
-TINY = {
-    "name": "tiny_study",
-    "dataset": "synthetic:14x14x24x3",
-    "seeds": [0, 1],
-    "teacher": {"model": "student2d", "patch": 5, "train": {"epochs": 1}},
-    "variants": [
-        {"name": "ptq", "export": ["int8"]},
-        {"name": "prune", "steps": [{"method": "prune", "target": 0.5, "epochs": 1}]},
-    ],
-    "profile": {"latency_runs": 1, "tflm": False},
-    "maps": False,
-}
+TINY = tiny_recipe("tiny_study", seeds=[0, 1], variants=[PTQ, PRUNE])
 EXPECTED = {
     (seed, variant, fmt)
     for seed in (0, 1)

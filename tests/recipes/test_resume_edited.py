@@ -9,23 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_recipe import PRUNE, PTQ, tiny_recipe
 
 from tfhsi.errors import ConfigError
 from tfhsi.recipes.runner import run_recipe
 from tfhsi.recipes.schema import Recipe
 
-BASE = {
-    "name": "edited",
-    "dataset": "synthetic:14x14x24x3",
-    "seeds": [0],
-    "teacher": {"model": "student2d", "patch": 5, "train": {"epochs": 1}},
-    "variants": [
-        {"name": "ptq", "export": ["int8"]},
-        {"name": "prune", "steps": [{"method": "prune", "target": 0.5, "epochs": 1}]},
-    ],
-    "profile": {"latency_runs": 1, "tflm": False},
-    "maps": False,
-}
+BASE = tiny_recipe("edited", seeds=[0], variants=[PTQ, PRUNE])
 
 
 def _sha(path: Path) -> str:

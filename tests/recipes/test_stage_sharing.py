@@ -11,17 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_recipe import tiny_recipe
 
 from tfhsi.recipes.runner import run_recipe
 from tfhsi.recipes.schema import Recipe
 
 DISTILL = {"method": "distill", "alpha": 0.5, "temperature": 4.0, "epochs": 1}
-RECIPE = {
-    "name": "sharing",
-    "dataset": "synthetic:14x14x24x3",
-    "seeds": [0],
-    "teacher": {"model": "student2d", "patch": 5, "train": {"epochs": 1}},
-    "variants": [
+RECIPE = tiny_recipe(
+    "sharing",
+    seeds=[0],
+    variants=[
         {"name": "kd", "student": {"model": "student2d", "patch": 5}, "steps": [DISTILL]},
         {
             "name": "kd_prune",
@@ -34,9 +33,7 @@ RECIPE = {
             "steps": [{**DISTILL, "temperature": 2.0, "unlabelled": 1.0}],
         },
     ],
-    "profile": {"latency_runs": 1, "tflm": False},
-    "maps": False,
-}
+)
 
 
 def _weights(path: Path) -> list[np.ndarray]:

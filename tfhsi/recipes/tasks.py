@@ -253,12 +253,25 @@ def _shared_stage(state, stage: Path, key: str, log: Log):
     return None
 
 
+def _stage(state, stage: Path, key: str, log: Log, run):
+    """The state after ``stage``: read back, copied from a sibling variant's identical stage, or
+    ``run(state) -> (state, info)`` and saved with its key."""
+    from tfhsi.recipes.stages import load_state, save_state
+
+    restored = load_state(state, stage) or _shared_stage(state, stage, key, log)
+    if restored is not None:
+        return restored
+    state, info = run(state)
+    save_state(state, stage, {**info, STAGE_KEY: key})
+    return state
+
+
 def variant_task(
     recipe: Recipe, variant: Variant, seed: int, teacher, folder: Path, run_dir: Path, *, log: Log
 ) -> list[dict[str, Any]]:
     """The stages of ``variant`` (each resumable), then its exports, measurements and map."""
     from tfhsi.recipes.deploy import export_rows, keras_row
-    from tfhsi.recipes.stages import load_state, run_step, save_state, student_state, train_student
+    from tfhsi.recipes.stages import run_step, student_state, train_student
 
     settings = _settings(recipe, teacher.prepared.scene)
     if variant.student is None:
@@ -269,24 +282,20 @@ def variant_task(
             state.prepared.save(folder)
         distilled = bool(variant.steps) and variant.steps[0].method == "distill"
         if not distilled:
-            stage = folder / "0_train"
-            key = stage_key(variant, 0)
-            restored = load_state(state, stage) or _shared_stage(state, stage, key, log)
-            if restored is None:
-                state = train_student(state, variant.student.train, stage, seed=seed, log=log)
-                save_state(state, stage, {STAGE_KEY: key})
-            else:
-                state = restored
+            stage, section = folder / "0_train", variant.student.train
+            state = _stage(
+                state, stage, stage_key(variant, 0), log,
+                lambda s: (train_student(s, section, stage, seed=seed, log=log), {}),
+            )  # fmt: skip
     lower = variant.lower == "auto"
     for index, step in enumerate(variant.steps, start=1):
         stage = folder / f"{index}_{step.method}"
-        key = stage_key(variant, index)
-        restored = load_state(state, stage) or _shared_stage(state, stage, key, log)
-        if restored is not None:
-            state = restored
-            continue
-        state, info = run_step(step, state, teacher, stage, seed=seed, lower=lower, log=log)
-        save_state(state, stage, {**info, STAGE_KEY: key})
+        state = _stage(
+            state, stage, stage_key(variant, index), log,
+            lambda s, step=step, stage=stage: run_step(
+                step, s, teacher, stage, seed=seed, lower=lower, log=log
+            ),
+        )  # fmt: skip
     base = {
         "seed": seed,
         "variant": variant.name,
