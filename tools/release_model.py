@@ -141,6 +141,8 @@ def pick(run_dir: Path, rows: list[dict], role: str) -> tuple[str, str, str]:
         eligible = [
             a for a in complete if a.full_int8 and a.arena_bytes and a.oa.mean >= reference - 0.01
         ]
+        if not eligible:
+            raise SystemExit(f"no result of {run_dir} meets the {role} rule: {RULES[role]}")
         best = min(eligible, key=lambda a: (a.arena_bytes, -a.oa.mean))
         why = f"arena {best.arena_bytes:,.0f} B"
     else:
@@ -157,6 +159,8 @@ def pick(run_dir: Path, rows: list[dict], role: str) -> tuple[str, str, str]:
             and a.targets["android-cpu"].fits
             and (a.variant, a.format) not in not_whole
         ]
+        if not eligible:
+            raise SystemExit(f"no result of {run_dir} meets the {role} rule: {RULES[role]}")
         best = max(eligible, key=lambda a: (a.oa.mean, -a.latency.mean))  # type: ignore[union-attr]
         why = f"{best.latency.mean:.3f} ms on 1 host thread"  # type: ignore[union-attr]
     why += (
