@@ -1,8 +1,9 @@
 """The layering rule of DESIGN.md, held by a test, plus lint.
 
-cli → recipes, report → {data, models, train, compress, export, profile} (siblings that
-never import each other) → {_keras, errors, registry, atomic, env}. Only ``tfhsi/_keras.py``
-imports TensorFlow, tf_keras or TF-MOT; ``report`` never imports TensorFlow at all.
+cli → recipes, report → composition (experiment, deployment, methods) → {data, models, train,
+compress, export, profile} (siblings that never import each other) → {_keras, errors,
+registry, atomic, env, plugins}. Only ``tfhsi/_keras.py`` imports TensorFlow, tf_keras or
+TF-MOT; ``report`` never imports TensorFlow at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tfhsi"
 SIBLINGS = ("data", "models", "train", "compress", "export", "profile")
+COMPOSITION = ("experiment", "deployment", "methods", "api")
+"""Top-level modules and packages that compose the siblings for the CLI, recipes and API."""
+BASE = (
+    "_keras", "errors", "registry", "atomic", "env", "plugins", "native", "tflite_file",
+    "layouts", "keras_checks",
+)  # fmt: skip
 TF_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras")
 
 
@@ -55,12 +62,43 @@ def test_sibling_packages_do_not_import_each_other(package: str) -> None:
         "tfhsi.recipes",
         "tfhsi.report",
         "tfhsi.cli",
+        *(f"tfhsi.{name}" for name in COMPOSITION),
     }
     offenders = [
         f"{path.relative_to(PACKAGE.parent)} imports {name}"
         for path in folder.rglob("*.py")
         for name in _imports(path)
         if any(name == other or name.startswith(other + ".") for other in others)
+    ]
+    assert offenders == []
+
+
+def _sources(name: str) -> list[Path]:
+    folder = PACKAGE / name
+    return sorted(folder.rglob("*.py")) if folder.is_dir() else [PACKAGE / f"{name}.py"]
+
+
+@pytest.mark.parametrize("module", COMPOSITION)
+def test_composition_modules_never_import_recipes_report_or_cli(module: str) -> None:
+    upper = ("tfhsi.recipes", "tfhsi.report", "tfhsi.cli")
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in _sources(module)
+        for name in _imports(path)
+        if any(name == up or name.startswith(up + ".") for up in upper)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("module", BASE)
+def test_base_modules_import_no_other_tfhsi_layer(module: str) -> None:
+    allowed = {f"tfhsi.{name}" for name in BASE}
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in _sources(module)
+        if path.exists()
+        for name in _imports(path)
+        if name.startswith("tfhsi.") and name not in allowed
     ]
     assert offenders == []
 

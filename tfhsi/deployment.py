@@ -1,17 +1,94 @@
-"""Measuring one ``.tflite`` for deployment: audit + size + MACs + LiteRT latency + TFLM arena
-+ per-target verdicts. Used by ``tfhsi profile`` and by the recipe runner, so both report
-the same figures measured the same way.
+"""Exporting and measuring one model for deployment: convert (lowering Conv3D where the preset
+says) → write → audit + size + MACs + LiteRT latency + TFLM arena + per-target verdicts.
+``tfhsi export tflite``, ``tfhsi profile``, the Python API and the recipe runner all call
+these functions, so every route converts and reports the same way.
 
-Composes :mod:`tfhsi.export` (the static op audit) and :mod:`tfhsi.profile` (runtimes).
+Composes :mod:`tfhsi.export` (presets, converter, static op audit), :mod:`tfhsi.compress`
+(lowering) and :mod:`tfhsi.profile` (runtimes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tfhsi.errors import UnsupportedError
+from tfhsi.data.patches import Layout
+from tfhsi.errors import ConfigError, UnsupportedError
+
+if TYPE_CHECKING:
+    from tfhsi._keras import keras
+    from tfhsi.data.prepared import PreparedScene
+
+CALIBRATION_SAMPLES = 200
+"""Training patches that calibrate activation ranges of integer presets."""
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A written ``.tflite`` and how it was made (``layout``: the patches it takes)."""
+
+    path: Path
+    data: bytes
+    preset: str
+    lowered: bool
+    layout: Layout
+    parameters: int
+
+
+def export_tflite(
+    model: keras.Model,
+    preset: str,
+    path: str | Path,
+    *,
+    prepared: PreparedScene,
+    patch: int | None = None,
+    layout: Layout | None = None,
+    lower: bool = False,
+) -> ExportedFile:
+    """Converts ``model`` with ``preset`` and writes it (and its labels) to ``path``.
+
+    Args:
+        model: A functional ``tf_keras`` model taking ``layout`` patches of ``patch`` pixels.
+        preset: A row of :data:`tfhsi.export.presets.PRESETS`.
+        path: The ``.tflite`` to write (atomically, with ``<stem>.labels.txt``).
+        prepared: The scene, split and transform whose training patches calibrate integer
+            presets and whose class names label the output.
+        patch, layout: The patches the model takes (default: read from its input shape).
+        lower: Lower Conv3D layers to Conv2D first (then the file takes 2-D patches).
+    """
+    from tfhsi.compress.lower import has_conv3d, lower_conv3d
+    from tfhsi.export.presets import PRESETS
+    from tfhsi.export.tflite import convert, write_tflite
+
+    spec = PRESETS.get(preset)
+    if patch is None or layout is None:
+        from tfhsi.layouts import infer_layout
+
+        found = infer_layout(tuple(model.input_shape[1:]))
+        if found is None:
+            raise ConfigError(
+                f"cannot tell the patches {model.name!r} takes from its input shape "
+                f"{tuple(model.input_shape[1:])}; pass patch= and layout=."
+            )
+        layout, patch, _ = found
+    lowered = False
+    if lower and has_conv3d(model):
+
+        model, _ = lower_conv3d(model)
+        layout, lowered = "2d", True
+    representative = None
+    if spec.calibration:
+        representative = prepared.representative(
+            patch_size=patch,
+            layout=layout,
+            num_samples=CALIBRATION_SAMPLES,  # type: ignore[arg-type]
+        )
+    data = convert(model, preset, representative=representative)
+    written = write_tflite(data, path, class_names=prepared.scene.class_names)
+    return ExportedFile(written, data, preset, lowered, layout, int(model.count_params()))
+
 
 AUDIT_KEYS = {"tflm": "tflm", "edgetpu": "edgetpu", "litert": "litert-xnnpack"}
 """Target runtime → the audit verdict that decides it."""

@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 
 PACKAGES = (
     "tfhsi",
@@ -89,3 +90,15 @@ def setup_problems(packages: dict[str, str | None]) -> list[str]:
         if packages.get(name) is None:
             problems.append(f"{name} is not installed: `pip install -e .` installs it.")
     return problems
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a record or a committed file shows it: relative to the working directory,
+    never an absolute path of the machine that made it."""
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return Path(text).as_posix()
+    try:
+        return Path(os.path.relpath(text)).as_posix()
+    except ValueError:  # another drive on Windows
+        return Path(text).name

@@ -51,6 +51,17 @@ class ConfigError(TfhsiError):
     """An option, field or specification string is malformed."""
 
 
+class SceneFileError(ConfigError, ValueError):
+    """A dataset reference or scene YAML is wrong: unknown name, missing YAML, bad key or value.
+
+    Also a ``ValueError``, so a pydantic validator that raises it reports the field.
+    """
+
+
+class DataTooLargeError(TfhsiError):
+    """A scene file would not fit in the memory available; the message gives the size it needs."""
+
+
 class RecipeError(TfhsiError):
     """A recipe cannot be found, parsed or validated; the message names the field and the fix."""
 
@@ -61,6 +72,21 @@ class SetupError(TfhsiError):
 
 class UnsupportedError(TfhsiError):
     """A model, layer or operation is outside what a method or target supports."""
+
+
+class ModelRefError(ConfigError, ValueError):
+    """A model reference (zoo name, ``file.py:function``, ``package.module:function``, model file) is wrong.
+
+    Also a ``ValueError``, so a pydantic validator that raises it reports the field.
+    """
+
+
+class UserCodeError(TfhsiError):
+    """The user's model code (a builder file or function) failed to import or run."""
+
+
+class UnsafeModelFileError(TfhsiError):
+    """A model file holds code (e.g. a Lambda layer) that loading would run; not done without opt-in."""
 
 
 class StorageError(TfhsiError):

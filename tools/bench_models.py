@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from tfhsi.atomic import write_json, write_text
 from tfhsi.data.datasets import open_dataset
-from tfhsi.env import environment
+from tfhsi.env import environment, shown_path
 from tfhsi.experiment import METRICS_FILE, ExperimentSpec
-from tfhsi.recipes.tasks import cached_training
+from tfhsi.recipes.teachers import cached_training
 from tfhsi.train.config import TrainConfig
 from tfhsi.train.metrics import Metrics, aggregate
 
@@ -48,6 +49,15 @@ def spec_for(model: str, dataset: str, split: str, seed: int) -> ExperimentSpec:
         train=TrainConfig(epochs=epochs, patience=patience, seed=seed),
         **settings,
     )
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command line with every absolute path (also ``--opt=/path``) made relative."""
+    words = []
+    for word in argv:
+        option, eq, value = word.partition("=") if word.startswith("-") else ("", "", word)
+        words.append(f"{option}{eq}{shown_path(value)}" if os.path.isabs(value) else word)
+    return " ".join(words)
 
 
 def main() -> int:
@@ -94,7 +104,7 @@ def main() -> int:
             )
     write_json(
         args.out / "summary.json",
-        {"rows": rows, "environment": environment(), "command": " ".join(sys.argv)},
+        {"rows": rows, "environment": environment(), "command": shown_command(sys.argv)},
     )
     table = [
         "| model | split | OA % | AA % | Kappa ×100 | params | leakage % | epochs | train s / seed |",

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from tfhsi.atomic import write_text
+from tfhsi.env import shown_path
 from tfhsi.report.aggregate import aggregate_rows
 from tfhsi.report.markdown import table_markdown
 from tfhsi.report.results import RunResults, load_results
@@ -103,7 +104,7 @@ def main() -> int:
         seeds = sorted({r.seed for r in results.rows})
         parts.append(
             f"## {results.recipe} · split {results.split} · seeds {', '.join(map(str, seeds))}\n\n"
-            f"Run: `{run}` (wall time of its last invocation: {results.wall_time_s / 60:.0f} min).\n"
+            f"Run: `{shown_path(run)}` (wall time of its last invocation: {results.wall_time_s / 60:.0f} min).\n"
         )
         parts.append(table_markdown(headline_table(results, aggregate_rows(results.rows))))
         parts.append("\n### Knowledge distillation vs the same student trained alone (Keras OA)\n")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tfhsi.atomic import write_json, write_text
 from tfhsi.deployment import measure
-from tfhsi.env import environment
+from tfhsi.env import environment, shown_path
 from tfhsi.experiment import evaluate_path, load_run
 from tfhsi.export.inspect import audit
 from tfhsi.profile.targets import load_targets
@@ -101,7 +101,7 @@ def main() -> int:
             else "per-band standardisation fitted on the training pixels only (`transform.npz`)"
         ),
         "role": args.role,
-        "source_run": str(args.run_dir),
+        "source_run": shown_path(args.run_dir),
         "variant": args.variant,
         "format": args.format,
         "seed": seed,

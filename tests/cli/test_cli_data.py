@@ -15,8 +15,8 @@ from tfhsi.cli import app
 runner = CliRunner()
 
 
-def invoke(*args: str):
-    return runner.invoke(app, list(args), env={"COLUMNS": "120"})
+def invoke(*args: str, columns: int = 120):
+    return runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
 
 
 def test_help_does_not_import_tensorflow() -> None:
@@ -83,3 +83,110 @@ def test_verify_passes_on_real_files_and_fails_on_a_flipped_byte(
     assert (
         "Indian_pines_gt.mat has sha256" in result.output and "expected 65c4687a" in result.output
     )
+
+
+def _scene_yaml(folder: Path, *, cube: bool = True) -> tuple[Path, dict[str, str]]:
+    """A tiny scene YAML over an .npy cube and TIFF labels with ids 0, 3 and 8."""
+    import hashlib
+
+    import numpy as np
+    import tifffile
+    import yaml
+
+    rng = np.random.default_rng(4)
+    labels = rng.choice(np.array([0, 3, 8], np.uint8), size=(9, 7), p=[0.2, 0.3, 0.5])
+    if cube:
+        np.save(folder / "cube.npy", rng.integers(0, 500, size=(9, 7, 4)).astype(np.uint16))
+    tifffile.imwrite(folder / "gt.tif", labels)
+    path = folder / "scene.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "plot_7",
+                "cube": {"path": "cube.npy"},
+                "labels": {"path": "gt.tif"},
+                "class_names": {3: "Barley", 8: "Oilseed rape"},
+                "description": "test plot",
+            }
+        )
+    )
+    counts = {"Barley": int((labels == 3).sum()), "Oilseed rape": int((labels == 8).sum())}
+    sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    return path, {**{k: str(v) for k, v in counts.items()}, **sums}
+
+
+def test_info_scene_yaml_prints_shape_classes_with_counts_and_sha256(tmp_path: Path) -> None:
+    path, facts = _scene_yaml(tmp_path)
+    result = invoke("data", "info", str(path), columns=250)
+    assert result.exit_code == 0, result.output
+    assert "plot_7" in result.output and "test plot" in result.output
+    assert "cube: 9×7×4 uint16 (NPY)" in result.output
+    labelled = int(facts["Barley"]) + int(facts["Oilseed rape"])
+    assert f"2 classes, {labelled} labelled pixels (9×7)" in result.output
+    rows = [line for line in result.output.splitlines() if "Barley" in line or "rape" in line]
+    assert [[cell.strip() for cell in line.split("│")[1:5]] for line in rows] == [
+        ["1", "3", "Barley", facts["Barley"]],
+        ["2", "8", "Oilseed rape", facts["Oilseed rape"]],
+    ]
+    for name in ("scene.yaml", "cube.npy", "gt.tif"):
+        assert facts[name] in result.output
+
+
+def test_info_scene_yaml_without_its_cube_counts_classes_and_says_where_the_cube_goes(
+    tmp_path: Path,
+) -> None:
+    path, facts = _scene_yaml(tmp_path, cube=False)
+    result = invoke("data", "info", str(path), columns=250)
+    assert result.exit_code == 0, result.output
+    assert "cube.npy not found; put it there or fix `cube:` in scene.yaml" in result.output
+    assert "Oilseed rape" in result.output and facts["gt.tif"] in result.output
+
+
+def test_verify_scene_yaml_reads_every_file_and_lists_its_sha256(tmp_path: Path) -> None:
+    path, facts = _scene_yaml(tmp_path)
+    result = invoke("data", "verify", str(path), columns=250)
+    assert result.exit_code == 0, result.output
+    for name in ("scene.yaml", "cube.npy", "gt.tif"):
+        assert f"plot_7: {name} sha256 {facts[name]}" in result.output
+
+
+def test_download_of_a_scene_yaml_says_there_is_nothing_to_download(tmp_path: Path) -> None:
+    path, _ = _scene_yaml(tmp_path)
+    result = invoke("data", "download", str(path))
+    assert result.exit_code == 2
+    assert "there is nothing to download" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.npy", "gt.tif", "scene.yaml"]
+
+
+def test_split_of_a_scene_yaml_counts_its_classes(tmp_path: Path) -> None:
+    path, facts = _scene_yaml(tmp_path)
+    result = invoke("data", "split", str(path), "--split", "random:0.5", "--patch", "1")
+    assert result.exit_code == 0, result.output
+    barley = next(line for line in result.output.splitlines() if "Barley" in line)
+    assert barley.split("│")[2].strip() == facts["Barley"]
+
+
+@pytest.mark.real_data
+def test_info_salinas_with_labels_only_prints_16_classes_and_how_to_get_the_cube(
+    real_data_dir: Path,
+) -> None:
+    result = invoke("data", "info", "salinas", "--data-dir", str(real_data_dir))
+    assert result.exit_code == 0, result.output
+    assert "16 classes, 54,129 labelled pixels (512×217)" in result.output
+    assert "Brocoli_green_weeds_1" in result.output and "Vinyard_vertical_trellis" in result.output
+    assert "cube: not present" in result.output
+    assert "tfhsi data download salinas" in result.output
+    assert "5ec1c0d22f56d18ecd336f8e35735863c0f160682e04e0c18ef3f89a3334d87d" in result.output
+
+
+@pytest.mark.real_data
+def test_info_salinas_a_shows_the_salinas_ids_its_labels_keep(real_data_dir: Path) -> None:
+    result = invoke("data", "info", "salinas_a", "--data-dir", str(real_data_dir))
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "Corn_senesced" in line)
+    assert [cell.strip() for cell in row.split("│")[1:5]] == [
+        "2",
+        "10",
+        "Corn_senesced_green_weeds",
+        "1,343",
+    ]

@@ -476,3 +476,47 @@ def test_check_equivalence_raises_when_the_models_differ() -> None:
     )
     with pytest.raises(LoweringMismatchError, match="differs from the original"):
         check_equivalence(model, lowered, _patches(model, 2))
+
+
+class _Gain(layers.Layer):
+    """A user's layer: multiplies by a learned gain per channel."""
+
+    def build(self, input_shape) -> None:
+        self.gain = self.add_weight("gain", (int(input_shape[-1]),), initializer="ones")
+
+    def call(self, x):
+        return x * self.gain
+
+
+class _ShiftedConv3D(layers.Conv3D):
+    """A user's Conv3D that adds one to its output: not what Conv3D computes."""
+
+    def call(self, x):
+        return super().call(x) + 1.0
+
+
+@pytest.mark.parametrize(
+    ("layer", "reason"),
+    [
+        (_Gain(name="gain"), "'gain' (_Gain) receives a 5-D tensor and has no rank-4 equivalent"),
+        (
+            _ShiftedConv3D(2, 3, name="shifted"),
+            "'shifted' (_ShiftedConv3D) receives a 5-D tensor and overrides Conv3D.call()",
+        ),
+    ],
+)
+def test_custom_layer_on_a_5d_tensor_is_named(layer: keras.layers.Layer, reason: str) -> None:
+    with pytest.raises(UnsupportedError, match=re.escape(reason)):
+        lower_conv3d(_single(layer))
+
+
+def test_custom_layer_after_the_3d_part_is_copied_with_its_weights() -> None:
+    inputs = keras.Input((5, 5, 6, 1))
+    x = layers.Conv3D(2, 3, name="conv")(inputs)
+    x = _Gain(name="gain")(layers.Flatten()(x))
+    model = keras.Model(inputs, layers.Dense(3, name="logits")(x))
+    model.get_layer("gain").set_weights([np.linspace(0.5, 2.0, 72, dtype=np.float32)])
+    x5 = np.random.default_rng(0).random((4, 5, 5, 6, 1), dtype=np.float32)
+
+    _, report = lower_conv3d(model, check=x5)
+    assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-5

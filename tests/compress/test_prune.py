@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfhsi._keras import keras, tf
+from tfhsi._keras import keras, tf, tfmot
 from tfhsi.compress.prune import (
     PruningConfig,
     finalize_pruning,
@@ -202,7 +202,7 @@ def test_keras3_model_is_rejected_with_a_clear_error() -> None:
     if not keras3.__version__.startswith("3"):
         pytest.skip("Keras 3 is not installed")
     model = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
-    with pytest.raises(UnsupportedError, match=r"Keras 3.*tfhsi\._keras"):
+    with pytest.raises(UnsupportedError, match=r"Keras 3.*from tfhsi import keras"):
         prepare_pruning(model, PruningConfig(), steps_per_epoch=4, epochs=2)
 
 
@@ -233,3 +233,61 @@ def test_pruning_summaries_without_tensorboard_is_a_setup_error(monkeypatch, tmp
     )
     with pytest.raises(SetupError, match="pip install tensorboard"):
         pruning_callbacks(log_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- custom layers
+
+
+class _Project(keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer):
+    """A user's layer that tells TF-MOT which weight to prune."""
+
+    def __init__(self, units: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape) -> None:
+        self.kernel = self.add_weight("kernel", (int(input_shape[-1]), self.units))
+
+    def call(self, x):
+        return tf.matmul(x, self.kernel)
+
+    def get_prunable_weights(self) -> list:
+        return [self.kernel]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units}
+
+
+class _NoConfig(_Project):
+    """The same layer whose get_config forgets ``units``."""
+
+    def get_config(self) -> dict:
+        return keras.layers.Layer.get_config(self)
+
+
+def _custom_model(layer_class: type = _Project) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,), name="x")
+    x = layer_class(32, name="project")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x), name="custom")
+
+
+def test_custom_prunable_layer_is_pruned_to_the_target() -> None:
+    model = _custom_model()
+    config = PruningConfig(target_sparsity=0.75, schedule="constant", skip=("logits",))
+    assert plan_pruning(model, config) == {"project": 0.75}
+
+    pruned = prepare_pruning(model, config, steps_per_epoch=2, epochs=2)
+    pruned.compile("sgd", "mse")
+    x, y = np.ones((8, 12), np.float32), np.zeros((8, 4), np.float32)
+    pruned.fit(x, y, batch_size=4, epochs=2, callbacks=pruning_callbacks(), verbose=0)
+    stripped = finalize_pruning(pruned)
+
+    assert type(stripped.get_layer("project")) is _Project
+    assert measure_sparsity(stripped, layers=["project"]).sparsity == pytest.approx(0.75)
+    assert measure_sparsity(stripped, layers=["logits"]).sparsity == 0.0
+
+
+def test_custom_layer_whose_config_cannot_rebuild_it_is_named() -> None:
+    with pytest.raises(UnsupportedError, match=r"'project' \(_NoConfig: rebuilt.*get_config\(\)"):
+        prepare_pruning(_custom_model(_NoConfig), PruningConfig(), steps_per_epoch=2, epochs=2)

@@ -397,3 +397,48 @@ def test_calibration_leaves_weights_bn_statistics_and_dropout_rates_unchanged(
     rates = [layer.rate for layer in qat.submodules if isinstance(layer, keras.layers.Dropout)]
     assert rates == [0.2]
     assert any("moving_mean" in name for name in before)  # BN statistics were compared
+
+
+class _Scale(keras.layers.Layer):
+    """A user's layer TF-MOT's registry does not know."""
+
+    def build(self, input_shape) -> None:
+        self.scale = self.add_weight("scale", (int(input_shape[-1]),), initializer="ones")
+
+    def call(self, x):
+        return x * self.scale
+
+
+def _model_with_custom_layer() -> keras.Model:
+    inputs = keras.Input((8,), name="x")
+    x = keras.layers.Dense(6, activation="relu", name="fc")(inputs)
+    x = _Scale(name="scale")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+
+
+def test_unquantisable_custom_layer_error_names_it_and_shows_how_to_annotate_it() -> None:
+    with pytest.raises(UnsupportedError) as exc:
+        prepare_qat(_model_with_custom_layer())
+    message = str(exc.value)
+    assert "\n" not in message
+    assert "scale (_Scale: no 8-bit quantize config)" in message
+    assert "configs={'scale': OutputQuantizeConfig()}" in message
+    assert "tfmot.quantization.keras.QuantizeConfig" in message
+
+
+def test_custom_layer_annotated_as_the_error_says_becomes_quantization_aware() -> None:
+    model = _model_with_custom_layer()
+    qat = prepare_qat(model, configs={"scale": OutputQuantizeConfig()})
+    x = np.ones((2, 8), np.float32)
+
+    assert is_qat_model(qat)
+    assert np.isfinite(qat(x, training=False).numpy()).all()
+
+
+def test_lambda_layer_error_says_it_cannot_be_annotated_and_what_to_do() -> None:
+    with pytest.raises(UnsupportedError) as exc:
+        prepare_qat(_model_with_unsupported_layers())
+    message = str(exc.value)
+    assert "configs={'fc': OutputQuantizeConfig()}" in message
+    assert "Lambda layers ('double') cannot be annotated" in message
+    assert "keras.layers.Layer subclass with get_config()" in message

@@ -141,7 +141,8 @@ def test_too_small_class_error_names_class_label_and_count():
         "disjoint:0.1:size=8",
         "disjoint:0.1:guard=both",
         "mask:",
-        "mask:a.npy,b.npy,c.npy",
+        "mask:a.npy,b.npy,c.npy,d.npy",
+        "mask:a.npy,,c.npy",
         "kfold:5",
         "",
     ],
@@ -310,6 +311,159 @@ def test_overlapping_masks_and_ambiguous_mat_are_rejected(tmp_path):
         make_split(labels, f"mask:{tmp_path / 'two.mat'}", seed=0)
     with pytest.raises(ConfigError, match="does not exist"):
         make_split(labels, f"mask:{tmp_path / 'missing.npy'}", seed=0)
+
+
+# ---------------------------------------------------------------- validation never from test
+
+
+def _fixed_sets(tmp_path: Path, *, seed: int = 0) -> tuple[np.ndarray, Path, Path]:
+    """A published-style fixed split: TRAIN and TEST maps that cover every labelled pixel."""
+    labels = _dense_labels(24, 20, 3, seed)
+    labels[:2] = 0
+    rng = np.random.default_rng(seed + 1)
+    train = (rng.random(labels.shape) < 0.4) & (labels > 0)
+    np.save(tmp_path / "train.npy", np.where(train, labels, 0))
+    np.save(tmp_path / "test.npy", np.where(~train & (labels > 0), labels, 0))
+    return labels, tmp_path / "train.npy", tmp_path / "test.npy"
+
+
+def test_mask_train_test_carves_a_stratified_val_share_from_training_pixels_only(tmp_path):
+    labels, tr, te = _fixed_sets(tmp_path)
+    given_train, given_test = np.load(tr) > 0, np.load(te) > 0
+    split = make_split(labels, f"mask:{tr},{te}", seed=3, val_fraction=0.1)
+    _assert_valid(split, labels)
+    assert not (split.val & ~given_train).any(), "a validation pixel is not a training pixel"
+    assert np.array_equal(split.train | split.val, given_train)
+    assert np.array_equal(split.test, given_test)
+    n_train = _per_class(given_train, labels, 3)
+    assert (_per_class(split.val, labels, 3) == np.round(0.1 * n_train)).all()
+    n_val = int(split.val.sum())
+    assert any(
+        f"validation: 10 % of the training pixels of each class ({n_val} pixels" in note
+        and "seed 3" in note
+        for note in split.notes
+    ), split.notes
+    assert split.selection_subset() == "val"
+    assert {row["val_from"] for row in split.summary(labels)} == {"train"}
+
+
+def test_mask_val_carving_is_seeded(tmp_path):
+    labels, tr, te = _fixed_sets(tmp_path)
+    a, b, c = (make_split(labels, f"mask:{tr},{te}", seed=s, val_fraction=0.2) for s in (5, 5, 6))
+    for subset in ("train", "val", "test"):
+        assert np.array_equal(a.mask(subset), b.mask(subset))
+    assert not np.array_equal(a.val, c.val)
+    assert np.array_equal(a.test, c.test)
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), val=st.floats(0.01, 0.9), with_test=st.booleans())
+def test_mask_carving_takes_val_only_from_train_for_any_maps(
+    tmp_path_factory, seed, val, with_test
+):
+    folder = tmp_path_factory.mktemp("maps")
+    labels = _blob_labels(16, 18, 4, seed, block=2)
+    assume((labels > 0).sum() >= 2)
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 3, size=labels.shape)  # 1 = train map, 2 = test map, 0 = neither
+    state[np.unravel_index(np.flatnonzero(labels > 0)[:2], labels.shape)] = [1, 2]
+    np.save(folder / "tr.npy", (state == 1).astype(np.uint8))
+    np.save(folder / "te.npy", (state == 2).astype(np.uint8))
+    spec = f"mask:{folder / 'tr.npy'}" + (f",{folder / 'te.npy'}" if with_test else "")
+    split = make_split(labels, spec, seed=seed, val_fraction=val)
+    _assert_valid(split, labels)
+    given_train = (state == 1) & (labels > 0)
+    assert np.array_equal(split.train | split.val, given_train)
+    expected_test = (state == 2) if with_test else ~given_train
+    assert np.array_equal(split.test, expected_test & (labels > 0))
+    n_train = _per_class(given_train, labels, 4)
+    expected = np.minimum(np.round(val * n_train), np.maximum(n_train - 1, 0))
+    assert (_per_class(split.val, labels, 4) == expected).all()
+
+
+def test_mask_train_alone_keeps_every_other_labelled_pixel_as_test(tmp_path):
+    labels, tr, _ = _fixed_sets(tmp_path)
+    given_train = np.load(tr) > 0
+    split = make_split(labels, f"mask:{tr}", seed=0, val_fraction=0.1)
+    assert split.val.any() and not (split.val & ~given_train).any()
+    assert np.array_equal(split.test, (labels > 0) & ~given_train)
+
+
+def test_class_with_too_few_training_pixels_keeps_them_all_with_a_note(tmp_path):
+    labels, _, _ = _fixed_sets(tmp_path)
+    train = np.zeros(labels.shape, np.uint8)
+    for c, k in ((1, 40), (2, 3), (3, 1)):  # 5 % of 3 and of 1 round to 0
+        rows, cols = np.nonzero(labels == c)
+        train[rows[:k], cols[:k]] = 1
+    np.save(tmp_path / "few.npy", train)
+    np.save(tmp_path / "rest.npy", (labels > 0) & (train == 0))
+    split = make_split(
+        labels, f"mask:{tmp_path / 'few.npy'},{tmp_path / 'rest.npy'}", seed=0,
+        val_fraction=0.05, class_names=["a", "b", "c"],
+    )  # fmt: skip
+    assert list(_per_class(split.val, labels, 3)) == [2, 0, 0]
+    assert list(_per_class(split.train, labels, 3)) == [38, 3, 1]
+    note = next(n for n in split.notes if "too few training pixels" in n)
+    assert "'b' (label 2, 3 training pixels)" in note and "'c' (label 3, 1 training" in note
+    assert "'a'" not in note
+
+
+def test_mask_without_val_fraction_has_no_selection_subset(tmp_path):
+    labels, tr, te = _fixed_sets(tmp_path)
+    split = make_split(labels, f"mask:{tr},{te}", seed=0, val_fraction=0.0)
+    assert not split.val.any() and split.selection_subset() is None
+    assert any(n.startswith("validation: none") for n in split.notes)
+    assert {row["val_from"] for row in split.summary(labels)} == {"none"}
+
+
+def test_explicit_val_mask_is_used_as_given_and_nothing_is_carved(tmp_path):
+    labels, tr, te = _fixed_sets(tmp_path)
+    given_test = np.load(te) > 0
+    val_map = given_test & (np.arange(labels.shape[1])[None, :] < 5)
+    np.save(tmp_path / "test_only.npy", given_test & ~val_map)
+    np.save(tmp_path / "val.npy", val_map.astype(np.uint8))
+    spec = f"mask:{tr},{tmp_path / 'test_only.npy'},{tmp_path / 'val.npy'}"
+    split = make_split(labels, spec, seed=0, val_fraction=0.3)
+    assert np.array_equal(split.val, val_map)
+    assert np.array_equal(split.train, np.load(tr) > 0)
+    assert np.array_equal(split.test, given_test & ~val_map)
+    assert split.selection_subset() == "val"
+    assert {row["val_from"] for row in split.summary(labels)} == {"mask"}
+    assert any("validation: the pixels of" in n for n in split.notes)
+    parsed = parse_split_spec("mask:a.npy,b.npy, c.mat")
+    assert parsed.val_path == Path("c.mat")
+
+
+@pytest.mark.parametrize(
+    ("maps", "error", "match"),
+    [
+        (("train", "test", "train"), SplitError, r"train\.npy and .*train\.npy overlap on \d+"),
+        (("train", "test", "test"), SplitError, r"test\.npy and .*test\.npy overlap on \d+"),
+        (("train", "test", "small"), DataFormatError, r"small\.npy has shape \(5, 20\)"),
+        (("train", "test", "empty"), SplitError, r"empty\.npy \(VAL\) selects no labelled"),
+    ],
+)
+def test_bad_val_mask_combinations_give_a_one_line_error(tmp_path, maps, error, match):
+    labels, _, _ = _fixed_sets(tmp_path)
+    np.save(tmp_path / "small.npy", np.ones((5, 20), np.uint8))
+    np.save(tmp_path / "empty.npy", np.zeros(labels.shape, np.uint8))
+    spec = "mask:" + ",".join(str(tmp_path / f"{m}.npy") for m in maps)
+    with pytest.raises(error, match=match) as err:
+        make_split(labels, spec, seed=0, val_fraction=0.1)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "source"), [("random:0.3", "rest"), ("disjoint:0.3:tile=4", "tiles")]
+)
+def test_random_and_disjoint_take_val_outside_test_and_none_without_val_fraction(spec, source):
+    labels = _blob_labels(40, 40, 4, 0, block=3)
+    with_val = make_split(labels, spec, seed=1, patch_size=3, val_fraction=0.1)
+    _assert_valid(with_val, labels)
+    assert with_val.selection_subset() == "val"
+    assert with_val.summary(labels)[0]["val_from"] == source
+    without = make_split(labels, spec, seed=1, patch_size=3)
+    assert without.selection_subset() is None
 
 
 # ---------------------------------------------------------------- Split object

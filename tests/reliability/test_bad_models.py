@@ -100,3 +100,72 @@ def test_run_option_that_is_not_a_run_is_named(
     result = tfhsi("evaluate", tflite_files["patch7"], "--run", tmp_path)
     assert_one_error(result, "is not a tfhsi run directory", "--run")
     assert_nothing_lost(earlier, touched=[runs])
+
+
+# --- model references given to `tfhsi train` -------------------------------------------------
+
+LAMBDA_NET = '''
+from tfhsi import keras
+
+
+def build(*, bands, n_classes, patch_size):
+    inputs = keras.Input((patch_size, patch_size, bands))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, name="logits")(x))
+'''
+
+BROKEN_NET = '''
+from tfhsi import keras
+
+import not_a_module_anyone_has  # noqa: F401
+
+
+def build(*, bands, n_classes, patch_size):
+    return None
+'''
+
+
+def _train(tmp_path: Path, model: str, *extra: object):
+    return tfhsi(
+        "train", "--dataset", "synthetic:12x12x6x3", "--model", model, "--patch", 5,
+        "--epochs", 1, "--out", tmp_path / "run", *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ref", "fragments"),
+    [
+        ("missing_net.py:build", ("missing_net.py", "does not exist")),
+        ("net.py:buidl", ("buidl", "build")),
+        ("broken.py:build", ("broken.py", "not_a_module_anyone_has")),
+        ("no_such_package.module:build", ("no_such_package", "PYTHONPATH")),
+        ("hamida3", ("hamida3", "hamida3d")),
+    ],
+)
+def test_bad_model_reference_gives_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ref: str, fragments: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(LAMBDA_NET, encoding="utf-8")
+    (tmp_path / "broken.py").write_text(BROKEN_NET, encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_one_error(_train(tmp_path, ref), *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_saved_model_with_code_is_refused_unless_unsafe_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tfhsi.models import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(LAMBDA_NET, encoding="utf-8")
+    model = resolve_model(f"{tmp_path / 'net.py'}:build").build(bands=6, n_classes=3, patch_size=5)
+    model.save(str(tmp_path / "lambda.keras"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_one_error(_train(tmp_path, "lambda.keras"), "lambda.keras", "--unsafe-deserialization")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    result = _train(tmp_path, "lambda.keras", "--unsafe-deserialization")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -119,3 +119,49 @@ def test_balanced_class_weights_inverse_to_frequency() -> None:
 def test_bad_config_is_rejected() -> None:
     with pytest.raises(ConfigError, match="epochs must be ≥ 1"):
         TrainConfig(epochs=0)
+
+
+class _LastWeights(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights = self.model.get_weights()
+
+
+def test_without_validation_all_epochs_run_and_the_last_one_is_kept(tmp_path: Path) -> None:
+    train, _ = _data()
+    model, last, lines = _model(), _LastWeights(), []
+    config = TrainConfig(epochs=4, patience=1, learning_rate=1e-9, schedule="constant")
+    result = train_model(
+        model, train, None, config=config, out_dir=tmp_path, callbacks=[last], report=lines.append
+    )
+    assert (result.epochs_run, result.best_epoch, result.stopped_early) == (4, 4, False)
+    assert result.monitor is None and result.best_value is None
+    assert not any(k.startswith("val_") for k in result.history)
+    assert any("no validation set" in line and "last one is kept" in line for line in lines)
+    for a, b in zip(model.get_weights(), last.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_to_switch_between_with_and_without_validation(tmp_path: Path) -> None:
+    train, val = _data()
+    config = TrainConfig(epochs=2, patience=None)
+    train_model(_model(), train, val, config=config, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="trained with a validation set, but this call has none"):
+        train_model(_model(), train, None, config=config, out_dir=tmp_path, resume=True)
+
+
+def test_interrupted_run_without_validation_resumes_and_keeps_the_last_epoch(
+    tmp_path: Path,
+) -> None:
+    train, _ = _data()
+    config = TrainConfig(epochs=4, patience=None, seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(
+            _model(), train, None, config=config, out_dir=tmp_path, callbacks=[_InterruptAt(2)]
+        )
+    model, last = _model(), _LastWeights()
+    result = train_model(
+        model, train, None, config=config, out_dir=tmp_path, resume=True, callbacks=[last]
+    )
+    assert (result.epochs_run, result.best_epoch) == (4, 4)
+    for a, b in zip(model.get_weights(), last.weights, strict=True):
+        np.testing.assert_array_equal(a, b)

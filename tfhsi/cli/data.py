@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tfhsi.cli._console import console, err_console
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tfhsi.data.scene_file import SceneFileSpec
 
 app = typer.Typer(
     help="List, inspect, download and verify hyperspectral scenes.", no_args_is_help=True
@@ -23,7 +28,10 @@ DataDir = Annotated[
         show_default=False,
     ),
 ]
-SceneName = Annotated[str, typer.Argument(help="Scene name, see `tfhsi data list`.")]
+SceneName = Annotated[
+    str,
+    typer.Argument(help="Scene name (see `tfhsi data list`) or a scene file NAME.yaml."),
+]
 
 
 @app.command("list")
@@ -58,6 +66,10 @@ def list_scenes(data_dir: DataDir = None) -> None:
             status,
         )
     console.print(table)
+    console.print(
+        "Your own files (ENVI, TIFF/GeoTIFF, NPY/NPZ, MAT): describe them in a scene YAML and "
+        "pass its path wherever a scene name goes, e.g. `tfhsi data info my_scene.yaml`."
+    )
 
 
 @app.command("info")
@@ -66,8 +78,12 @@ def info(scene: SceneName, data_dir: DataDir = None) -> None:
     from tfhsi.data.download import find_file, resolve_data_dir, short_sha
     from tfhsi.data.io import load_labels, read_mat_array
     from tfhsi.data.scene_data import class_counts
+    from tfhsi.data.scene_file import is_scene_file
     from tfhsi.data.scenes import get_scene
 
+    if is_scene_file(scene):
+        _info_scene_file(scene)
+        return
     meta = get_scene(scene)
     root = resolve_data_dir(data_dir)
     console.print(f"[bold]{meta.title}[/] ({meta.name}) — {meta.sensor}")
@@ -103,17 +119,97 @@ def info(scene: SceneName, data_dir: DataDir = None) -> None:
         return
     labels, _, _ = load_labels(meta.name, data_dir=root, verify=False)
     counts = class_counts(labels, meta.n_classes)
-    table = Table(
-        title=f"{meta.n_classes} classes, {int(counts.sum()):,} labelled pixels ({labels.shape[0]}×{labels.shape[1]})"
+    _print_classes(labels.shape, meta.class_names, counts, meta.class_ids)
+
+
+def _print_classes(
+    shape: tuple[int, ...],
+    names: tuple[str, ...],
+    counts: np.ndarray,
+    file_ids: tuple[int, ...] | None,
+) -> None:
+    """The per-class table; ``file_ids`` adds the label id each class has in the file."""
+    values = [int(c) for c in counts]
+    console.print(
+        f"{len(names)} classes, {sum(values):,} labelled pixels ({shape[0]}×{shape[1]}):",
+        highlight=False,
     )
+    table = Table()
     table.add_column("id", justify="right")
+    if file_ids is not None:
+        table.add_column("id in file", justify="right")
     table.add_column("class")
     table.add_column("pixels", justify="right")
-    for index, (name, count) in enumerate(zip(meta.class_names, counts, strict=True), start=1):
-        table.add_row(str(index), name, f"{int(count):,}")
+    for index, (name, count) in enumerate(zip(names, values, strict=True), start=1):
+        ids = (str(index), str(file_ids[index - 1])) if file_ids is not None else (str(index),)
+        table.add_row(*ids, name, f"{count:,}")
     table.add_section()
-    table.add_row("", "total", f"{int(counts.sum()):,}")
+    table.add_row(*([""] * (2 if file_ids is not None else 1)), "total", f"{sum(values):,}")
     console.print(table)
+
+
+def _cube_present(scene_file: Path, spec: SceneFileSpec) -> tuple[bool, Path]:
+    from tfhsi.data.readers import envi_files, format_of
+
+    path = Path(spec.cube.path).expanduser()
+    path = path if path.is_absolute() else scene_file.parent / path
+    if format_of(path) == "envi":
+        header, data = envi_files(path)
+        return header.is_file() and data is not None, path
+    return path.is_file(), path
+
+
+def _missing_cube(scene_file: Path, path: Path) -> str:
+    """Why the cube of a scene YAML cannot be found, with the fix."""
+    from tfhsi.data.readers import read_raster
+    from tfhsi.errors import DatasetNotFoundError
+
+    fix = f"put it there or fix `cube:` in {scene_file.name} (relative paths are read from its folder)."
+    try:
+        read_raster(path, role="cube", fix=fix)
+    except DatasetNotFoundError as exc:
+        return str(exc)
+    return f"{path} not found; {fix}"  # pragma: no cover - it appeared meanwhile
+
+
+def _info_scene_file(ref: str) -> None:
+    """``tfhsi data info NAME.yaml``: what the YAML describes, read and checked."""
+    from tfhsi.data.download import sha256_file
+    from tfhsi.data.scene_data import class_counts
+    from tfhsi.data.scene_file import open_scene_file, read_scene_labels, read_scene_spec
+
+    scene_file, spec = read_scene_spec(ref)
+    console.print(f"[bold]{spec.name}[/] — scene file {scene_file}", highlight=False)
+    if spec.description:
+        console.print(spec.description, highlight=False)
+    present, cube_path = _cube_present(scene_file, spec)
+    if present:
+        scene = open_scene_file(scene_file)
+        labels, sources = scene.labels, scene.sources
+        h, w, b = scene.shape
+        console.print(
+            f"cube: {h}×{w}×{b} {scene.cube.dtype} ({scene.layouts['cube']})", highlight=False
+        )
+        console.print(f"labels: {scene.layouts['labels']}", highlight=False)
+        if scene.wavelengths:
+            console.print(
+                f"wavelengths: {min(scene.wavelengths):g}–{max(scene.wavelengths):g} "
+                f"({len(scene.wavelengths)} bands)"
+            )
+        console.print(f"rgb bands (0-based): {', '.join(map(str, scene.rgb_bands))}")
+    else:
+        labels, raster = read_scene_labels(scene_file, spec)
+        sources = {scene_file.name: sha256_file(scene_file)}
+        sources |= {f.name: sha256_file(f) for f in raster.files}
+        console.print(f"cube: {_missing_cube(scene_file, cube_path)}", highlight=False)
+    files = Table(show_header=True, box=None, pad_edge=False)
+    files.add_column("file", overflow="fold")
+    files.add_column("sha256", no_wrap=True)
+    for name, digest in sources.items():
+        files.add_row(name, digest)
+    console.print(files)
+    counts = class_counts(labels, len(spec.names))
+    _print_classes(labels.shape, spec.names, counts, spec.class_ids)
 
 
 @app.command("download")
@@ -126,8 +222,15 @@ def download(
     from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 
     from tfhsi.data.download import download_file, resolve_data_dir, sha256_file
+    from tfhsi.data.scene_file import is_scene_file
     from tfhsi.data.scenes import get_scene
+    from tfhsi.errors import SceneFileError
 
+    if is_scene_file(scene):
+        raise SceneFileError(
+            f"{scene} describes your own files; there is nothing to download. "
+            f"`tfhsi data info {scene}` reads and checks them."
+        )
     meta = get_scene(scene)
     root = resolve_data_dir(data_dir)
     with Progress(
@@ -164,8 +267,12 @@ def verify(
         missing_file_error,
         resolve_data_dir,
     )
+    from tfhsi.data.scene_file import is_scene_file
     from tfhsi.data.scenes import SCENES, get_scene
 
+    if scene and is_scene_file(scene):
+        _verify_scene_file(scene)
+        return
     root = resolve_data_dir(data_dir)
     scenes = [get_scene(scene)] if scene else [s for _, s in SCENES.items()]
     failures: list[str] = []
@@ -197,11 +304,26 @@ def verify(
         raise typer.Exit(1)
 
 
+def _verify_scene_file(ref: str) -> None:
+    """Reads every file of a scene YAML with all checks and prints their sha256."""
+    from tfhsi.data.scene_file import open_scene_file
+
+    scene = open_scene_file(ref)
+    for name, digest in scene.sources.items():
+        console.print(f"[green]✓ readable[/] {scene.name}: {name} sha256 {digest}", highlight=False)
+    console.print(
+        f"{scene.name}: {scene.shape[0]}×{scene.shape[1]}×{scene.shape[2]}, "
+        f"{scene.n_classes} classes, {int(scene.class_counts().sum()):,} labelled pixels. "
+        "Your own files have no published checksum; run records keep these sums."
+    )
+
+
 @app.command("split")
 def split(
     scene: SceneName,
     spec: Annotated[
-        str, typer.Option("--split", help="random:F | random:N | disjoint:F | mask:TRAIN[,TEST]")
+        str,
+        typer.Option("--split", help="random:F | random:N | disjoint:F | mask:TRAIN[,TEST[,VAL]]"),
     ] = "random:0.1",
     patch: Annotated[
         int, typer.Option(help="Patch size of the model (guard band and leakage).")
@@ -213,19 +335,26 @@ def split(
 ) -> None:
     """Make a train/val/test split and report per-class counts and spatial leakage."""
     from tfhsi.data.io import load_labels
+    from tfhsi.data.scene_file import is_scene_file, read_scene_labels, read_scene_spec
     from tfhsi.data.scenes import get_scene
     from tfhsi.data.splits import make_split
 
-    meta = get_scene(scene)
-    labels, _, _ = load_labels(meta.name, data_dir=data_dir)
+    if is_scene_file(scene):
+        scene_file, scene_spec = read_scene_spec(scene)
+        labels, _ = read_scene_labels(scene_file, scene_spec)
+        title, class_names = scene_spec.name, scene_spec.names
+    else:
+        meta = get_scene(scene)
+        labels, _, _ = load_labels(meta.name, data_dir=data_dir)
+        title, class_names = meta.title, meta.class_names
     result = make_split(
-        labels, spec, seed=seed, patch_size=patch, val_fraction=val, class_names=meta.class_names
+        labels, spec, seed=seed, patch_size=patch, val_fraction=val, class_names=class_names
     )
-    table = Table(title=f"{meta.title}: {spec}, patch {patch}, seed {seed}")
+    table = Table(title=f"{title}: {spec}, patch {patch}, seed {seed}")
     for column in ("class", "labelled", "train", "val", "test", "train %"):
         table.add_column(column, justify="left" if column == "class" else "right")
     totals = dict.fromkeys(("labelled", "train", "val", "test"), 0)
-    for row in result.summary(labels, meta.class_names):
+    for row in result.summary(labels, class_names):
         for key in totals:
             totals[key] += int(row[key])  # type: ignore[call-overload]
         table.add_row(

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from tfhsi.cli._console import console
+from tfhsi.export.presets import PRESET_NAMES, PRESETS
 
 if TYPE_CHECKING:
     from tfhsi.export.inspect import ModelAudit
@@ -22,6 +23,7 @@ app = typer.Typer(
     help="Export trained models to .tflite, and .tflite to firmware sources.", no_args_is_help=True
 )
 
+PRESET_HELP = "A preset of `tfhsi export presets`: " + " | ".join(PRESET_NAMES)
 ModelArg = Annotated[Path, typer.Argument(help="A .tflite file.", show_default=False)]
 
 
@@ -33,7 +35,7 @@ def export() -> None:
 @app.command("tflite")
 def tflite(
     model: Annotated[Path, typer.Argument(help="A .keras model or a training run directory.")],
-    preset: Annotated[str, typer.Option(help="fp32 | fp16 | dynamic | int8 | int16x8")] = "int8",
+    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "int8",
     out: Annotated[
         Path | None,
         typer.Option("-o", "--out", help="Where to write (default: <run>/<preset>.tflite)."),
@@ -50,32 +52,24 @@ def tflite(
 ) -> None:
     """Convert a trained Keras model to .tflite (batch 1, static shapes), then audit the result."""
     from tfhsi._keras import keras
-    from tfhsi.compress.lower import lower_conv3d
-    from tfhsi.data.patches import Layout
+    from tfhsi.deployment import export_tflite
     from tfhsi.experiment import MODEL_FILE, find_run_dir, load_run
     from tfhsi.export.inspect import audit as audit_model
-    from tfhsi.export.tflite import convert, write_tflite
 
+    PRESETS.get(preset)  # an unknown name fails before any work, with suggestions
     path = model / MODEL_FILE if model.is_dir() else model
     loaded = load_run(run or find_run_dir(model), data_dir=data_dir)
     keras_model = keras.models.load_model(str(path), compile=False)
-    layout: Layout = loaded.layout  # type: ignore[assignment]
-    patch = loaded.patch_size
-    if lower and any(isinstance(layer, keras.layers.Conv3D) for layer in keras_model.layers):
-        keras_model, _ = lower_conv3d(keras_model)
-        layout = "2d"
-    representative = None
-    if preset in ("int8", "int16x8"):
-        representative = loaded.prepared.representative(
-            patch_size=patch, layout=layout, num_samples=200
-        )  # type: ignore[arg-type]
-    data = convert(keras_model, preset, representative=representative)
-    target = write_tflite(
-        data,
+    exported = export_tflite(
+        keras_model,
+        preset,
         out or loaded.folder / f"{preset}.tflite",
-        class_names=loaded.prepared.scene.class_names,
+        prepared=loaded.prepared,
+        patch=loaded.patch_size,
+        layout=loaded.layout,
+        lower=lower,
     )
-    console.print(f"{target}: {audit_model(data).summary()}")
+    console.print(f"{exported.path}: {audit_model(exported.data).summary()}")
 
 
 def audit(
@@ -168,6 +162,25 @@ def render_audit(report: ModelAudit) -> None:
         console.print(f"{mark} [bold]{TARGETS.get(name).title}[/] ({name})", highlight=False)
         for reason in verdict.reasons:
             console.print(f"    {reason}", highlight=False, soft_wrap=True)
+
+
+@app.command("presets")
+def presets() -> None:
+    """List the export presets: what each asks for, whether it calibrates, what Conv3D gets."""
+    table = Table(title="export presets (a request: the audit of the file says what it is)")
+    for column in ("preset", "weights", "activations", "calibration", "Conv3D", "runtimes"):
+        table.add_column(column)
+    for name in PRESET_NAMES:
+        spec = PRESETS.get(name)
+        table.add_row(
+            name,
+            spec.weights,
+            spec.activations,
+            "yes" if spec.calibration else "no",
+            spec.conv3d.replace("_", " "),
+            ", ".join(spec.runtimes),
+        )
+    console.print(table)
 
 
 @app.command("c-array")

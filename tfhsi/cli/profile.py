@@ -91,9 +91,10 @@ def collect(
     from tfhsi.deployment import assess_targets
     from tfhsi.env import environment
     from tfhsi.errors import UnsupportedError
+    from tfhsi.export.inspect import audit
     from tfhsi.profile import latency as lat
     from tfhsi.profile.interpreter import TFLiteModel
-    from tfhsi.profile.macs import count_macs, float_ops
+    from tfhsi.profile.macs import count_macs
     from tfhsi.profile.mcu import KERNEL_CODE_NOTE, compare_with_litert, find_min_arena
     from tfhsi.profile.size import model_bytes, model_size
 
@@ -101,7 +102,8 @@ def collect(
     loaded = TFLiteModel(model, xnnpack=False)
     size = model_size(content)
     macs = count_macs(loaded)
-    floats = float_ops(loaded)
+    report = audit(content)  # int8-ness and runtime verdicts: the audit of the file, only
+    floats = sorted({op.name for op in report.float_ops})
     all_threads = threads or lat.all_threads()
     record: dict[str, Any] = {
         "model": str(model),
@@ -166,15 +168,14 @@ def collect(
         record["tflm"] = {"skipped": "--no-tflm"}
 
     record["accuracy"] = _accuracy(model, run, data_dir)
-    audits, audit_note = _audits(model)
-    record["audit_note"] = audit_note
+    record["precision"] = report.precision
     assessments = assess_targets(
         targets,
         model_bytes=size.raw_bytes,
         arena_bytes=arena.min_bytes if arena else None,
         macs=macs.per_sample,
-        verdicts=audits,
-        int8=not floats,
+        verdicts={name: (v.ok, list(v.reasons)) for name, v in report.verdicts.items()},
+        int8=report.is_full_int8,
         tflm_error=tflm_error,
     )
     record["targets"] = [
@@ -183,24 +184,6 @@ def collect(
     ]
     record["environment"] = environment()
     return record
-
-
-def _audits(model: Path) -> tuple[dict[str, tuple[bool, list[str]]] | None, str | None]:
-    """Static per-runtime verdicts from ``tfhsi.export`` when it is installed."""
-    from tfhsi.errors import TfhsiError
-
-    try:
-        from tfhsi.export.graph import read_graph
-        from tfhsi.export.precision import analyse
-        from tfhsi.export.targets import check_all
-    except ImportError as exc:
-        return None, f"static audit unavailable ({exc})"
-    try:
-        graph = read_graph(model)
-        verdicts = check_all(graph, analyse(graph))
-    except TfhsiError as exc:
-        return None, f"static audit failed: {exc}"
-    return {name: (v.ok, list(v.reasons)) for name, v in verdicts.items()}, None
 
 
 def _accuracy(model: Path, run: Path | None, data_dir: Path | None) -> dict[str, Any]:

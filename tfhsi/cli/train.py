@@ -14,11 +14,24 @@ from tfhsi.cli.data import DataDir
 
 
 def train(
-    dataset: Annotated[str, typer.Option(help="Scene name, or synthetic[:HxWxB[xC]][@seed].")],
-    model: Annotated[str, typer.Option(help="Model name, see `tfhsi models list`.")],
+    dataset: Annotated[
+        str,
+        typer.Option(help="Scene name, a scene YAML (NAME.yaml), or synthetic[:HxWxB[xC]][@seed]."),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="A zoo name (`tfhsi models list`), path/to/file.py:function, "
+            "package.module:function, or a saved .keras/.h5 (trained further from its weights)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Run directory to create (or continue with --resume).")],
     split: Annotated[
-        str, typer.Option(help="random:F | random:N | disjoint:F | mask:TRAIN[,TEST]")
+        str,
+        typer.Option(
+            help="random:F | random:N | disjoint:F | mask:TRAIN[,TEST[,VAL]] (validation is "
+            "carved from TRAIN unless VAL is given)"
+        ),
     ] = "random:0.1",
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     seed: Annotated[
@@ -40,15 +53,24 @@ def train(
     tensorboard: Annotated[
         bool, typer.Option(help="Write TensorBoard logs (needs tensorboard).")
     ] = False,
+    unsafe_deserialization: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-deserialization",
+            help="Let a saved model run code stored in it (Lambda layers); only for files you trust.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Train a model on a scene and evaluate it on the test pixels."""
+    from tfhsi.data.datasets import check_dataset_ref
     from tfhsi.experiment import ExperimentSpec, train_experiment
+    from tfhsi.models import check_model_ref
     from tfhsi.train.config import TrainConfig
 
     spec = ExperimentSpec(
-        dataset=dataset,
-        model=model,
+        dataset=check_dataset_ref(dataset),  # a scene YAML's path made absolute
+        model=check_model_ref(model),  # file paths made absolute
         split=split,
         seed=seed,
         patch_size=patch,
@@ -66,6 +88,7 @@ def train(
             seed=seed,
             tensorboard=tensorboard,
         ),
+        unsafe=unsafe_deserialization,
     )
     summary = train_experiment(
         spec, out_dir=out, data_dir=data_dir, resume=resume, report=err_console.print

@@ -54,6 +54,19 @@ def _is_keras_tensor(value: Any) -> bool:
     return keras.backend.is_keras_tensor(value)
 
 
+def _refuse_custom_call(layer: Any) -> None:
+    """A user's subclass of a standard layer that computes something else cannot be rewritten."""
+    cls: Any = type(layer)
+    base: Any = next((c for c in cls.__mro__ if c.__module__.startswith("tf_keras.")), None)
+    if base in (None, cls, layers.Layer) or cls.call is base.call:
+        return
+    raise UnsupportedError(
+        f"layer {layer.name!r} ({cls.__name__}) receives a 5-D tensor and overrides "
+        f"{base.__name__}.call(); lower_conv3d rewrites only what the standard layers compute. "
+        "Replace it with standard layers, or flatten the 3-D features before it."
+    )
+
+
 class GraphLowering:
     """One pass over the model's nodes in topological order, mapping old tensors to new."""
 
@@ -130,6 +143,7 @@ class GraphLowering:
             self._bind(node, result)
             return
         x = folded[0]
+        _refuse_custom_call(layer)
         entry: LayerLowering | None = None
         shareable = (layers.Activation, *_ELEMENTWISE, *_MERGES)
         if not isinstance(layer, shareable):

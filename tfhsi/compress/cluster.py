@@ -23,6 +23,7 @@ import numpy as np
 
 from tfhsi._keras import keras, tfmot
 from tfhsi.errors import ConfigError, UnsupportedError
+from tfhsi.keras_checks import require_functional, require_rebuildable
 
 __all__ = [
     "CENTROID_INITS",
@@ -49,16 +50,6 @@ _CLUSTERABLE = (
     keras.layers.Conv3D,
 )
 _WRAPPER_NAMES = ("ClusterWeights", "PruneLowMagnitude", "QuantizeWrapper", "QuantizeWrapperV2")
-
-
-def _check_functional(model: Any, what: str) -> None:
-    if not isinstance(model, keras.Model):
-        raise ConfigError(f"{what} needs a tf_keras Model, got {type(model).__name__}.")
-    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
-        raise UnsupportedError(
-            f"{what} works on functional or Sequential models; {model.name!r} is a subclassed "
-            "model (a Distiller? take finalize_distillation(distiller) first)."
-        )
 
 
 def _check_stripped(model: keras.Model, what: str) -> None:
@@ -117,8 +108,9 @@ def prepare_clustering(
         ConfigError: Bad ``n_clusters``, ``init`` or ``skip``.
         UnsupportedError: A subclassed model.
     """
-    _check_functional(model, "clustering")
+    require_functional(model, what="clustering")
     _check_stripped(model, "clustering")
+    require_rebuildable(model, what="clustering")
     minimum = 3 if preserve_sparsity else 2
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer):
         raise ConfigError(f"n_clusters must be an integer, got {n_clusters!r}.")
@@ -153,7 +145,7 @@ def prepare_clustering(
 
 def finalize_clustering(model: keras.Model) -> keras.Model:
     """Strips the clustering wrappers; the kernels keep their clustered values."""
-    _check_functional(model, "finalize_clustering")
+    require_functional(model, what="finalize_clustering")
     return tfmot.clustering.keras.strip_clustering(model)
 
 
@@ -190,7 +182,7 @@ def _check_qat_layers(model: keras.Model, what: str) -> None:
 
 
 def _collaborative_qat(model: keras.Model, scheme: Any, what: str) -> keras.Model:
-    _check_functional(model, what)
+    require_functional(model, what=what)
     _check_stripped(model, what)
     _check_qat_layers(model, what)
     quant = tfmot.quantization.keras

@@ -70,7 +70,8 @@ import numpy as np
 from tfhsi._keras import keras
 from tfhsi.compress._lower_graph import GraphLowering, count_params
 from tfhsi.compress._lower_layers import LayerLowering
-from tfhsi.errors import ConfigError, TfhsiError, UnsupportedError
+from tfhsi.errors import ConfigError, TfhsiError
+from tfhsi.keras_checks import require_functional, require_rebuildable
 
 __all__ = [
     "STRATEGIES",
@@ -130,6 +131,11 @@ def lowered_input(x5: np.ndarray) -> np.ndarray:
     return x5.reshape(*x5.shape[:3], -1)
 
 
+def has_conv3d(model: keras.Model) -> bool:
+    """True when ``model`` has a Conv3D layer (what lowering rewrites)."""
+    return any(isinstance(layer, keras.layers.Conv3D) for layer in model.layers)
+
+
 def lower_conv3d(
     model: keras.Model,
     *,
@@ -163,11 +169,8 @@ def lower_conv3d(
         raise ConfigError(
             f"unknown lowering strategy {strategy!r}; valid: {', '.join(STRATEGIES)}."
         )
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
-        raise UnsupportedError(
-            f"lower_conv3d needs a functional or Sequential tf_keras model, got "
-            f"{type(model).__name__}; subclassed models have no graph to rewrite."
-        )
+    require_functional(model, what="lower_conv3d", allow_nested=True)
+    require_rebuildable(model, what="lower_conv3d")
     lowered, entries = GraphLowering(model, strategy).run()
     report = LoweringReport(
         layers=entries,

@@ -17,7 +17,10 @@ Pruning runs from step ``begin_epoch · steps_per_epoch`` to the end step
 ``end_epoch · steps_per_epoch``, rounded down to the last mask update, so the final
 update applies exactly the target sparsity; later epochs fine-tune with frozen masks.
 
-Pruned layers: Conv1D, Conv2D, Conv3D and Dense kernels (biases stay dense). TF-MOT
+Pruned layers: Conv1D, Conv2D, Conv3D and Dense kernels (biases stay dense), and the
+weights a custom layer returns from ``get_prunable_weights`` when it implements TF-MOT's
+``tfmot.sparsity.keras.PrunableLayer`` (it also needs a ``get_config`` that rebuilds it,
+since the model is cloned; other custom layers stay dense). TF-MOT
 registers DepthwiseConv2D with no prunable weights (its 9-tap filters are few and
 sensitive), so depthwise kernels stay dense. No layer is skipped by default: on the
 zoo's 3-D models the logits layer holds up to a third of the weights, and skipping it
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tfhsi import keras_checks
 from tfhsi._keras import keras, tfmot
 from tfhsi.atomic import atomic_path
 from tfhsi.errors import ConfigError, ModelFileNotFoundError, SetupError, UnsupportedError
@@ -162,30 +166,24 @@ def pruning_steps(config: PruningConfig, *, steps_per_epoch: int, epochs: int) -
 
 
 def require_functional(model: Any, *, method: str) -> None:
-    """Raises UnsupportedError unless ``model`` is a functional or Sequential tf_keras model."""
-    if not isinstance(model, keras.Model):
-        module = type(model).__module__
-        if module.split(".")[0] == "keras":
-            raise UnsupportedError(
-                f"{method} needs a tf_keras (Keras 2) model, but got a Keras 3 "
-                f"{type(model).__name__}: TF-MOT cannot wrap Keras 3 layers. Build the model "
-                "with `from tfhsi._keras import keras` (or tfhsi.models.build_model), then load "
-                "the weights into it."
-            )
-        raise UnsupportedError(
-            f"{method} needs a tf_keras.Model; got {type(model).__module__}.{type(model).__name__}."
-        )
-    if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
-        raise UnsupportedError(
-            f"{method} needs a functional or Sequential model; {model.name!r} is a subclassed "
-            f"{type(model).__name__}. Rebuild it with keras.Input(...) and keras.Model(inputs, outputs)."
-        )
-    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-    if nested:
-        raise UnsupportedError(
-            f"{method} does not descend into nested models ({', '.join(nested)} in "
-            f"{model.name!r}); build the model flat."
-        )
+    """Raises UnsupportedError unless ``model`` is a flat functional or Sequential tf_keras model.
+
+    The rule lives in :func:`tfhsi.keras_checks.require_functional`; ``method`` names the caller.
+    """
+    keras_checks.require_functional(model, what=method)
+
+
+def _is_prunable(layer: Any) -> bool:
+    """A standard prunable layer, or a custom one implementing TF-MOT's ``PrunableLayer``."""
+    if isinstance(layer, _sparsity.PrunableLayer):
+        return bool(layer.get_prunable_weights())
+    return isinstance(layer, PRUNABLE_LAYERS) and not isinstance(layer, _NOT_PRUNED)
+
+
+def _prunable_weights(layer: Any) -> list[Any]:
+    if isinstance(layer, _sparsity.PrunableLayer):
+        return list(layer.get_prunable_weights())
+    return [layer.kernel]
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -204,11 +202,7 @@ def plan_pruning(model: keras.Model, config: PruningConfig) -> dict[str, float]:
         raise UnsupportedError(
             f"{model.name!r} is already wrapped for pruning; call finalize_pruning first."
         )
-    prunable: list[Any] = [
-        layer
-        for layer in model.layers
-        if isinstance(layer, PRUNABLE_LAYERS) and not isinstance(layer, _NOT_PRUNED)
-    ]
+    prunable: list[Any] = [layer for layer in model.layers if _is_prunable(layer)]
     names = [layer.name for layer in prunable]
     for what, patterns in (("skip", config.skip), ("layer_targets", tuple(config.layer_targets))):
         for pattern in patterns:
@@ -242,7 +236,8 @@ def plan_pruning(model: keras.Model, config: PruningConfig) -> dict[str, float]:
         bad = [
             f"{layer.name} ({type(layer).__name__})"
             for layer in prunable
-            if layer.name in plan and len(layer.kernel.shape) not in (2, 4)
+            if layer.name in plan
+            and any(len(w.shape) not in (2, 4) for w in _prunable_weights(layer))
         ]
         if bad:
             raise UnsupportedError(
@@ -287,6 +282,7 @@ def prepare_pruning(
         ConfigError: invalid epochs or patterns.
     """
     plan = plan_pruning(model, config)
+    keras_checks.require_rebuildable(model, what="pruning")
     steps = pruning_steps(config, steps_per_epoch=steps_per_epoch, epochs=epochs)
     clones: dict[str, keras.layers.Layer] = {}
 

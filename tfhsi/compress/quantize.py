@@ -80,6 +80,7 @@ from tfhsi.compress._qat3d import (
     unsupported_reason,
 )
 from tfhsi.errors import ConfigError, ModelFileNotFoundError, SetupError, UnsupportedError
+from tfhsi.keras_checks import require_functional, require_rebuildable
 
 __all__ = [
     "Conv3DQuantizeConfig",
@@ -173,18 +174,13 @@ def prepare_qat(
         ConfigError: if ``model`` is already a QAT model or ``configs`` names no layer.
     """
     configs = dict(configs or {})
-    if not isinstance(model, keras.Model):
-        raise ConfigError(f"prepare_qat takes a tf_keras Model, got {type(model).__name__}")
-    if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
-        raise UnsupportedError(
-            f"model {model.name!r} is a subclassed Keras model; QAT clones the layer graph, "
-            "so build the model with the functional API (as every tfhsi.models builder does)"
-        )
+    require_functional(model, what="quantization-aware training")
     if is_qat_model(model):
         raise ConfigError(
             f"model {model.name!r} is already quantization-aware; train it, or start again "
             "from the float model"
         )
+    require_rebuildable(model, what="quantization-aware training")
     unknown = sorted(set(configs) - {layer.name for layer in model.layers})
     if unknown:
         raise ConfigError(
@@ -192,21 +188,21 @@ def prepare_qat(
         )
     unsupported = qat_unsupported_layers(model, configs=configs)
     if unsupported:
-        raise UnsupportedError(
-            f"quantization-aware training cannot quantise {len(unsupported)} layer(s) of model "
-            f"{model.name!r}: {'; '.join(unsupported)}. Ways out: replace the layer(s) with "
-            "supported ones (Conv2D/3D, DepthwiseConv2D, Dense, BatchNormalization, ReLU, "
-            "pooling, Reshape/Flatten, Dropout), pass prepare_qat(..., configs={name: "
-            "QuantizeConfig}) for them, or skip QAT and quantise the float model after "
-            "training (post-training int8 with a representative dataset), which needs no "
-            "layer support"
-        )
+        raise UnsupportedError(_unsupported_message(model, unsupported))
     chosen = plan(model, configs)
 
     def annotate(layer: Any) -> Any:
         return _q.quantize_annotate_layer(layer, quantize_config=chosen.get(layer.name))
 
     extra = {type(c).__name__: type(c) for c in configs.values()}
+    # The model's own custom layer classes, so TF-MOT's clone inside quantize_apply finds them.
+    extra.update(
+        {
+            type(layer).__name__: type(layer)
+            for layer in model.layers
+            if not type(layer).__module__.startswith("tf_keras.")
+        }
+    )
     try:
         with _scope(extra):
             annotated = keras.models.clone_model(model, clone_function=annotate)
@@ -220,6 +216,35 @@ def prepare_qat(
     if calibration is not None:
         calibrate_qat(qat, calibration)
     return qat
+
+
+def _unsupported_message(model: keras.Model, unsupported: list[str]) -> str:
+    """One line: the layers, how to annotate each one, and the way around QAT."""
+    names = [entry.split(" (", 1)[0] for entry in unsupported]
+    lambdas = [name for name in names if isinstance(model.get_layer(name), keras.layers.Lambda)]
+    others = [name for name in names if name not in lambdas]
+    fixes = []
+    if others:
+        example = ", ".join(f"{name!r}: OutputQuantizeConfig()" for name in others)
+        fixes.append(
+            f"annotate them with prepare_qat(..., configs={{{example}}}) "
+            "(OutputQuantizeConfig from tfhsi.compress.quantize keeps the layer in float and "
+            "quantises its output; a tfmot.quantization.keras.QuantizeConfig subclass of yours "
+            "quantises it your way), or replace them with supported layers (Conv2D/3D, "
+            "DepthwiseConv2D, Dense, BatchNormalization, ReLU, pooling, Reshape/Flatten, Dropout)"
+        )
+    if lambdas:
+        fixes.append(
+            f"Lambda layers ({', '.join(repr(n) for n in lambdas)}) cannot be annotated (TF-MOT "
+            "cannot clone them): rewrite each as a keras.layers.Layer subclass with get_config(), "
+            "then annotate it"
+        )
+    return (
+        f"quantization-aware training cannot quantise {len(unsupported)} layer(s) of model "
+        f"{model.name!r}: {'; '.join(unsupported)}. Fix: {'; '.join(fixes)}; or skip QAT and "
+        "quantise the float model after training (post-training int8 with a representative "
+        "dataset), which needs no layer support."
+    )
 
 
 def _ema_decay() -> float:

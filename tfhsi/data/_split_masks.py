@@ -1,7 +1,12 @@
-"""Reading user label maps (``.npy`` / ``.mat``) for ``mask:TRAIN[,TEST]`` splits; not public."""
+"""User label maps (``.npy`` / ``.mat``) for ``mask:TRAIN[,TEST[,VAL]]`` splits; not public.
+
+Validation never comes from test pixels: it is the VAL map when one is given, else a seeded
+share of each class's *training* pixels (:func:`carve_val`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,53 +101,118 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(arr != 0)
 
 
-def _draw_val(
-    labels: np.ndarray, pool: np.ndarray, val_fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Per class, ``round(val_fraction * n)`` pixels of ``pool`` (capped by what it holds)."""
-    flat, in_pool = labels.ravel(), pool.ravel()
+def _class(c: int, n: int, names: Sequence[str] | None) -> str:
+    if names is not None:
+        return f"'{names[c - 1]}' (label {c}, {n} training pixels)"
+    return f"label {c} ({n} training pixels)"
+
+
+def carve_val(
+    labels: np.ndarray,
+    train: np.ndarray,
+    val_fraction: float,
+    rng: np.random.Generator,
+    names: Sequence[str] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Per class, ``round(val_fraction * n_train)`` of its training pixels (at most ``n - 1``).
+
+    Returns the validation mask (a subset of ``train``) and the classes that keep all their
+    training pixels because their share rounds to 0 (or they have a single one).
+    """
+    flat, in_train = labels.ravel(), train.ravel()
     val = np.zeros(flat.size, bool)
+    short: list[str] = []
     for c in range(1, int(flat.max(initial=0)) + 1):
-        in_c = flat == c
-        idx = np.flatnonzero(in_c & in_pool)
-        v = min(round(val_fraction * int(in_c.sum())), idx.size)
+        idx = np.flatnonzero(in_train & (flat == c))
+        if idx.size == 0:
+            continue
+        v = min(round(val_fraction * idx.size), idx.size - 1)
+        if v <= 0:
+            short.append(_class(c, idx.size, names))
+            continue
         val[rng.permutation(idx)[:v]] = True
-    return val.reshape(labels.shape)
+    return val.reshape(labels.shape), short
+
+
+def _check_disjoint(maps: list[tuple[Path, np.ndarray]]) -> None:
+    for i, (path_a, a) in enumerate(maps):
+        for path_b, b in maps[i + 1 :]:
+            if overlap := int((a & b).sum()):
+                raise SplitError(
+                    f"split masks {path_a} and {path_b} overlap on {overlap} pixels; a pixel "
+                    f"may be in one of train, test and val only"
+                )
 
 
 def mask_masks(
     labels: np.ndarray,
     train_path: Path | None,
     test_path: Path | None,
+    val_path: Path | None,
+    *,
     val_fraction: float,
+    seed: int,
     rng: np.random.Generator,
+    names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Returns ``(train, val, test, notes)`` for ``mask:TRAIN[,TEST]``.
+    """Returns ``(train, val, test, notes)`` for ``mask:TRAIN[,TEST[,VAL]]``.
 
-    Unlabelled pixels in the maps are ignored (with a note). Val is drawn per class from the
-    labelled pixels in neither map (from all non-train ones when TEST is omitted).
+    Unlabelled pixels in the maps are ignored (with a note). Without ``TEST`` every labelled
+    pixel outside ``TRAIN`` (and ``VAL``) is test. Without ``VAL``, validation is carved from
+    the training pixels (:func:`carve_val`, ``val_fraction`` per class, drawn with ``rng``),
+    never from test; the notes say how many pixels and which seed.
     """
     assert train_path is not None
     labelled = labels > 0
     notes: list[str] = []
-    train = read_mask(train_path, labels.shape)
-    test = read_mask(test_path, labels.shape) if test_path is not None else None
-    if test is not None and (overlap := int((train & test).sum())):
-        raise SplitError(
-            f"split masks {train_path} and {test_path} overlap on {overlap} pixels; "
-            f"a pixel may be in train or test, not both"
-        )
-    for path, m in ((train_path, train), (test_path, test)):
-        if m is not None and (off := int((m & ~labelled).sum())):
+    given = [(train_path, read_mask(train_path, labels.shape))]
+    for path in (test_path, val_path):
+        if path is not None:
+            given.append((path, read_mask(path, labels.shape)))
+    _check_disjoint(given)
+    for path, m in given:
+        if off := int((m & ~labelled).sum()):
             notes.append(f"{off} pixels of {path} are unlabelled in the ground truth; ignored")
-    train &= labelled
+    maps = {path: m & labelled for path, m in given}
+    train = maps[train_path]
     if not train.any():
         raise SplitError(f"split mask {train_path} selects no labelled pixel; check the file")
-    # val comes from the labelled pixels in neither map (all non-train ones without TEST)
-    pool = labelled & ~train if test is None else labelled & ~train & ~test
-    val = _draw_val(labels, pool, val_fraction, rng)
-    test = labelled & ~train & ~val if test is None else test & labelled
+    if val_path is not None:
+        val = maps[val_path]
+        if not val.any():
+            raise SplitError(
+                f"split mask {val_path} (VAL) selects no labelled pixel; check the file, or "
+                f"drop it to carve validation from the training pixels"
+            )
+        notes.append(
+            f"validation: the pixels of {val_path} ({int(val.sum())} pixels); none taken from "
+            f"the training or test pixels"
+        )
+    elif val_fraction > 0:
+        val, short = carve_val(labels, train, val_fraction, rng, names)
+        train = train & ~val
+        notes.append(
+            f"validation: {100 * val_fraction:g} % of the training pixels of each class "
+            f"({int(val.sum())} pixels, from {train_path}), drawn with seed {seed}; no test "
+            f"pixel is used to pick the model"
+        )
+        if short:
+            which = (
+                f"classes {', '.join(short)} have" if len(short) > 1 else f"class {short[0]} has"
+            )
+            notes.append(
+                f"{which} too few training pixels to give one to validation; all of them stay "
+                f"in training"
+            )
+    else:
+        val = np.zeros_like(train)
+        notes.append(
+            "validation: none (val_fraction is 0 and no VAL map); no epoch is picked on "
+            "held-out pixels, training keeps its last epoch"
+        )
+    # without TEST: every labelled pixel outside the TRAIN map (carved val included) and VAL
+    test = maps[test_path] if test_path is not None else labelled & ~maps[train_path] & ~val
     if not test.any():
-        where = train_path if test_path is None else f"{train_path} and {test_path}"
+        where = ", ".join(str(p) for p, _ in given)
         raise SplitError(f"split mask {where} leaves no labelled test pixel; check the maps")
     return train, val, test, notes

@@ -23,14 +23,23 @@ from tfhsi.data.scenes import Scene, SceneFile, get_scene
 from tfhsi.errors import ChecksumError, DataFormatError, storage_error
 
 
-def read_mat_array(path: Path, key: str, *, ndim: int, scene: str = "SCENE") -> np.ndarray:
+def read_mat_array(
+    path: Path, key: str, *, ndim: int, scene: str = "SCENE", fix: str | None = None
+) -> np.ndarray:
     """Reads one array from a MAT file (v5 or v7.3) as a C-contiguous numpy array.
 
-    ``key`` is matched exactly, then case-insensitively; failing both, the file's
-    only numeric array with ``ndim`` dimensions is taken. v7.3 files store
-    MATLAB's column-major arrays with reversed axes, which are transposed back.
-    ``scene`` names the scene in the fix of an error message.
+    ``key`` is matched exactly, then case-insensitively; failing both (or when it is
+    empty), the file's only numeric array with ``ndim`` dimensions is taken. v7.3 files
+    store MATLAB's column-major arrays with reversed axes, which are transposed back.
+    ``scene`` names the scene in the fix of an error message; ``fix`` replaces that fix
+    (for files that are not a registered scene's).
     """
+    redownload = (
+        fix or f"Re-download it with `tfhsi data download {scene} --force` or check the file."
+    )
+    published = (
+        fix or f"Use the file published for this scene (`tfhsi data download {scene} --force`)."
+    )
     import h5py
     from scipy.io.matlab import MatReadError
 
@@ -39,7 +48,7 @@ def read_mat_array(path: Path, key: str, *, ndim: int, scene: str = "SCENE") -> 
         if h5py.is_hdf5(path):
             with h5py.File(path, "r") as f:
                 names = [k for k in f if isinstance(f[k], h5py.Dataset)]
-                name = _pick_key(path, key, {k: f[k].ndim for k in names}, ndim)
+                name = _pick_key(path, key, {k: f[k].ndim for k in names}, ndim, fix=fix)
                 array = np.asarray(f[name][()]).T
         else:
             import scipy.io
@@ -50,7 +59,7 @@ def read_mat_array(path: Path, key: str, *, ndim: int, scene: str = "SCENE") -> 
                 for k, v in variables.items()
                 if isinstance(v, np.ndarray) and not k.startswith("__")
             }
-            name = _pick_key(path, key, {k: v.ndim for k, v in arrays.items()}, ndim)
+            name = _pick_key(path, key, {k: v.ndim for k, v in arrays.items()}, ndim, fix=fix)
             array = arrays[name]
     except DataFormatError:
         raise
@@ -67,35 +76,40 @@ def read_mat_array(path: Path, key: str, *, ndim: int, scene: str = "SCENE") -> 
     ) as exc:
         raise DataFormatError(
             f"cannot read {path}: not a valid MAT file or truncated ({type(exc).__name__}: {exc}). "
-            f"Re-download it with `tfhsi data download {scene} --force` or check the file."
+            + redownload
         ) from exc
     if array.ndim != ndim:
         raise DataFormatError(
             f"{path}: variable {name!r} has {array.ndim} dimensions, expected {ndim} "
-            f"({'H×W×B cube' if ndim == 3 else 'H×W label map'}). Use the file published for "
-            f"this scene (`tfhsi data download {scene} --force`)."
+            f"({'H×W×B cube' if ndim == 3 else 'H×W label map'}). " + published
         )
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DataFormatError(
-            f"{path}: variable {name!r} has dtype {array.dtype}; expected real numbers. Use the "
-            f"file published for this scene (`tfhsi data download {scene} --force`)."
+            f"{path}: variable {name!r} has dtype {array.dtype}; expected real numbers. "
+            + published
         )
     return np.ascontiguousarray(array)
 
 
-def _pick_key(path: Path, key: str, ndims: dict[str, int], ndim: int) -> str:
-    if key in ndims:
+def _pick_key(
+    path: Path, key: str, ndims: dict[str, int], ndim: int, *, fix: str | None = None
+) -> str:
+    if key and key in ndims:
         return key
     folded = {k.lower(): k for k in ndims}
-    if key.lower() in folded:
+    if key and key.lower() in folded:
         return folded[key.lower()]
     candidates = [k for k, d in ndims.items() if d == ndim]
     if len(candidates) == 1:
         return candidates[0]
     found = ", ".join(f"{k} ({d}-D)" for k, d in ndims.items()) or "none"
+    what = f"no variable {key!r}" if key else f"no single {ndim}-D variable"
     raise DataFormatError(
-        f"{path}: no variable {key!r} (variables found: {found}). Use the file published for this "
-        "scene, or rename the variable to the expected key."
+        f"{path}: {what} (variables found: {found}). "
+        + (
+            fix
+            or "Use the file published for this scene, or rename the variable to the expected key."
+        )
     )
 
 

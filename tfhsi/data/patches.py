@@ -13,11 +13,9 @@ from typing import Literal, get_args
 import numpy as np
 
 from tfhsi.errors import ConfigError, DataFormatError
+from tfhsi.layouts import LAYOUTS, Layout, check_layout, layout_shape  # noqa: F401 - re-exported
 
-Layout = Literal["3d", "2d", "1d"]
 Padding = Literal["reflect", "constant"]
-
-LAYOUTS: tuple[str, ...] = get_args(Layout)
 PADDINGS: tuple[str, ...] = get_args(Padding)
 
 
@@ -25,15 +23,6 @@ def check_padding(mode: str) -> None:
     """Raises ConfigError unless ``mode`` is a supported padding mode."""
     if mode not in PADDINGS:
         raise ConfigError(f"padding={mode!r} is not supported; use one of {list(PADDINGS)}.")
-
-
-def check_layout(layout: str) -> None:
-    """Raises ConfigError unless ``layout`` is '3d', '2d' or '1d'."""
-    if layout not in LAYOUTS:
-        raise ConfigError(
-            f"layout={layout!r} is not supported; use '3d' (k, k, B, 1), '2d' (k, k, B) "
-            "or '1d' (B, 1)."
-        )
 
 
 def check_patch_size(patch_size: int, height: int, width: int) -> int:
@@ -143,13 +132,3 @@ def to_layout(patches: np.ndarray, layout: str) -> np.ndarray:
         r = patches.shape[1] // 2
         return patches[:, r, r, :, None]
     return patches
-
-
-def layout_shape(layout: str, *, patch_size: int, bands: int) -> tuple[int, ...]:
-    """Per-sample input shape of a layout (without the batch axis)."""
-    check_layout(layout)
-    if layout == "3d":
-        return (patch_size, patch_size, bands, 1)
-    if layout == "1d":
-        return (bands, 1)
-    return (patch_size, patch_size, bands)

@@ -40,6 +40,14 @@ class PreparedScene:
     def bands(self) -> int:
         return int(self.cube.shape[-1])
 
+    def selection_subset(self) -> str | None:
+        """The subset that picks the best epoch: ``"val"``, or None (keep the last epoch).
+
+        The one rule for every trainer: never ``"test"``. With None, pass ``val_data=None`` to
+        :func:`tfhsi.train.fit.train_model`. See :meth:`tfhsi.data.splits.Split.selection_subset`.
+        """
+        return self.split.selection_subset()
+
     def centers(self, subset: str) -> np.ndarray:
         """``(N, 2)`` row/col of the pixels of ``subset`` (train, val or test)."""
         return self.split.centers(subset)

@@ -10,12 +10,23 @@ Spec grammar (the string is saved with the run):
   so that no training patch covers a test pixel (leakage 0). The band is taken from the test
   pixels by default (``guard=train`` takes it from train and val instead, which costs most of
   the training pixels on small scenes). See :mod:`tfhsi.data._split_disjoint`.
-* ``mask:TRAIN[,TEST]`` -- user label maps (``.npy`` or ``.mat``, same ``H x W``, 0 = unused);
-  without ``TEST`` every other labelled pixel is test. Relative paths are taken from the current
-  directory; paths may not contain commas.
+* ``mask:TRAIN[,TEST[,VAL]]`` -- user label maps (``.npy`` or ``.mat``, same ``H x W``,
+  0 = unused; the form published fixed training sets come in); without ``TEST`` every other
+  labelled pixel is test. Relative paths are taken from the current directory; paths may not
+  contain commas.
 
-For the ``random`` and ``mask`` forms, ``val_fraction`` of each class's labelled pixels is drawn
-from the pixels not in train (nor in an explicit TEST map); the rest is test.
+Validation pixels never come from test pixels:
+
+* ``random``: ``val_fraction`` of each class's labelled pixels, drawn from the pixels not in
+  train; the rest is test.
+* ``disjoint``: whole tiles for ``val_fraction`` of each class, outside the train tiles; the
+  guard band also separates them from test.
+* ``mask``: the ``VAL`` map when given; otherwise ``val_fraction`` of each class's *training*
+  pixels, drawn with the seed (a class whose share rounds to 0 keeps all its pixels in
+  training). The split's notes say how many pixels and which seed.
+
+With ``val_fraction=0`` (and no ``VAL`` map) there is no validation set:
+:meth:`Split.selection_subset` is None and training keeps its last epoch.
 
 Pixel-random splits leak: a test pixel's patch overlaps training patches, so test accuracy is
 optimistic. :func:`leakage` measures it for every split; it is 0 for ``disjoint``.
@@ -40,7 +51,8 @@ __all__ = ["Split", "SplitSpec", "leakage", "make_split", "parse_split_spec"]
 GRAMMAR = (
     "random:F (0<F<1, e.g. random:0.1), random:N (integer >= 1 pixels per class, e.g. "
     "random:50), disjoint:F[:tile=T][:guard=test|train] (e.g. disjoint:0.1:tile=16), "
-    "mask:TRAIN[,TEST] (.npy or .mat label maps, e.g. mask:train.npy,test.npy)"
+    "mask:TRAIN[,TEST[,VAL]] (.npy or .mat label maps, e.g. mask:train.npy,test.npy; "
+    "validation is carved from TRAIN unless VAL is given)"
 )
 SUBSETS = ("train", "val", "test")
 _FORMAT = "tfhsi-split-v1"
@@ -57,6 +69,7 @@ class SplitSpec:
     guard: str | None = None
     train_path: Path | None = None
     test_path: Path | None = None
+    val_path: Path | None = None
 
 
 def _bad(spec: str, why: str) -> ConfigError:
@@ -107,10 +120,11 @@ def parse_split_spec(spec: str) -> SplitSpec:
         return SplitSpec("disjoint", fraction=_fraction(spec, head.strip()), tile=tile, guard=guard)
     if kind == "mask":
         parts = [p.strip() for p in arg.split(",")]
-        if not 1 <= len(parts) <= 2 or not all(parts):
-            raise _bad(spec, "expected one or two comma-separated file paths")
-        test = Path(parts[1]) if len(parts) == 2 else None
-        return SplitSpec("mask", train_path=Path(parts[0]), test_path=test)
+        if not 1 <= len(parts) <= 3 or not all(parts):
+            raise _bad(spec, "expected one to three comma-separated file paths TRAIN,TEST,VAL")
+        test = Path(parts[1]) if len(parts) >= 2 else None
+        val_map = Path(parts[2]) if len(parts) == 3 else None
+        return SplitSpec("mask", train_path=Path(parts[0]), test_path=test, val_path=val_map)
     raise _bad(spec, f"unknown kind {kind!r}")
 
 
@@ -139,7 +153,8 @@ class Split:
         spec: The spec string the split was made from (``"disjoint:0.1"``).
         seed: Seed of the random generator.
         patch_size: Patch size the guard band and :meth:`leakage` refer to.
-        notes: Things the user should know (classes without training pixels, ignored pixels).
+        notes: Things the user should know (classes without training pixels, ignored pixels,
+            where the validation pixels come from).
     """
 
     train: np.ndarray
@@ -175,6 +190,32 @@ class Split:
         """``(N, 2)`` int32 row/col of the subset's pixels, in row-major order."""
         return np.argwhere(self.mask(subset)).astype(np.int32)
 
+    def selection_subset(self) -> str | None:
+        """The subset that picks the best epoch: ``"val"``, or None without validation pixels.
+
+        Never ``"test"``: without validation pixels (``val_fraction=0`` and no ``VAL`` map)
+        training keeps its last epoch (:func:`tfhsi.train.fit.train_model` with ``val=None``).
+        """
+        return "val" if self.val.any() else None
+
+    def val_source(self) -> str:
+        """Where the validation pixels come from, from the spec's kind.
+
+        ``"none"`` (no validation pixels), ``"train"`` (carved from the ``mask`` training
+        pixels), ``"mask"`` (the ``VAL`` map), ``"rest"`` (``random``: from the non-training
+        pixels), ``"tiles"`` (``disjoint``: whole tiles outside train) or ``"unknown"`` (a
+        spec that does not parse).
+        """
+        if not self.val.any():
+            return "none"
+        try:
+            sp = parse_split_spec(self.spec)
+        except ConfigError:  # a Split built by hand from masks
+            return "unknown"
+        if sp.kind == "mask":
+            return "mask" if sp.val_path is not None else "train"
+        return "rest" if sp.kind == "random" else "tiles"
+
     def leakage(self) -> float:
         """:func:`leakage` of this split's train and test masks at its ``patch_size``."""
         return leakage(self.train, self.test, self.patch_size)
@@ -185,11 +226,13 @@ class Split:
         """Per class: label, name, labelled pixels, train/val/test/unused counts, train fraction.
 
         ``unused`` counts labelled pixels in no subset (the guard band of ``disjoint``, pixels
-        outside user masks); ``train_fraction`` is the achieved share ``train / labelled``.
+        outside user masks); ``train_fraction`` is the achieved share ``train / labelled``;
+        ``val_from`` is :meth:`val_source` (the same on every row).
         """
         labels = np.asarray(labels)
         n_classes = len(class_names) if class_names is not None else int(labels.max(initial=0))
         rows: list[dict[str, object]] = []
+        val_from = self.val_source()
         for c in range(1, n_classes + 1):
             in_c = labels == c
             total = int(in_c.sum())
@@ -202,6 +245,7 @@ class Split:
                     **counts,
                     "unused": total - sum(counts.values()),
                     "train_fraction": counts["train"] / total if total else 0.0,
+                    "val_from": val_from,
                 }
             )
         return rows
@@ -342,7 +386,9 @@ def make_split(
         spec: See the module docstring (``"random:0.1"``, ``"disjoint:0.1"``, ``"mask:a.npy"``).
         seed: Seed of the ``numpy.random.Generator``; the same seed gives the same masks.
         patch_size: Side of the model's input patch (guard band of ``disjoint``, leakage).
-        val_fraction: Share of each class's labelled pixels for validation.
+        val_fraction: Share of each class's pixels for validation: of its labelled pixels
+            (``random``, ``disjoint``) or of its training pixels (``mask`` without ``VAL``;
+            ignored with ``VAL``).
         class_names: Names of classes ``1..C``, used in messages and to fix ``C``.
 
     Raises:
@@ -386,7 +432,16 @@ def make_split(
             names=names,
         )
     else:
-        train, val, test, notes = mask_masks(labels, sp.train_path, sp.test_path, val_fraction, rng)
+        train, val, test, notes = mask_masks(
+            labels,
+            sp.train_path,
+            sp.test_path,
+            sp.val_path,
+            val_fraction=val_fraction,
+            seed=seed,
+            rng=rng,
+            names=class_names,
+        )
     for subset, mask in (("training", train), ("test", test)):
         if not mask.any():
             raise SplitError(

@@ -14,28 +14,38 @@ Example:
 
 from __future__ import annotations
 
-from tfhsi.export.c_array import c_array_sources, write_c_array
-from tfhsi.export.graph import OpInfo, TensorInfo
-from tfhsi.export.inspect import ModelAudit, SmokeResult, audit, tflm_smoke_test
-from tfhsi.export.precision import FloatIsland
-from tfhsi.export.targets import TARGETS, Verdict
-from tfhsi.export.tflite import ConversionError, Preset, convert, labels_path, write_tflite
+import importlib
+from typing import Any
 
-__all__ = [
-    "TARGETS",
-    "ConversionError",
-    "FloatIsland",
-    "ModelAudit",
-    "OpInfo",
-    "Preset",
-    "SmokeResult",
-    "TensorInfo",
-    "Verdict",
-    "audit",
-    "c_array_sources",
-    "convert",
-    "labels_path",
-    "tflm_smoke_test",
-    "write_c_array",
-    "write_tflite",
-]
+# Looked up on first access, so importing one light module (e.g. the preset table) does not
+# load the flatbuffer audit.
+_EXPORTS = {
+    "TARGETS": "targets",
+    "ConversionError": "tflite",
+    "FloatIsland": "precision",
+    "ModelAudit": "inspect",
+    "OpInfo": "graph",
+    "PRESETS": "presets",
+    "Preset": "presets",
+    "SmokeResult": "inspect",
+    "TensorInfo": "graph",
+    "Verdict": "targets",
+    "audit": "inspect",
+    "c_array_sources": "c_array",
+    "convert": "tflite",
+    "labels_path": "tflite",
+    "tflm_smoke_test": "inspect",
+    "write_c_array": "c_array",
+    "write_tflite": "tflite",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfhsi.export' has no attribute {name!r}", name=name)
+    value = getattr(importlib.import_module(f"tfhsi.export.{module}"), name)
+    globals()[name] = value
+    return value

@@ -4,19 +4,12 @@ Every preset converts a concrete function whose input signature is
 ``TensorSpec([1, *input_shape[1:]])``: all shapes are static, so the graph has no
 SHAPE / PACK ops to rebuild a dynamic batch and TFLite Micro can run it.
 
-Presets:
-    ``fp32``     float32 weights and compute.
-    ``fp16``     float16 weights, DEQUANTIZE'd to float32 at load; float32 compute.
-    ``dynamic``  int8 weights, float32 activations (dynamic-range quantisation).
-    ``int8``     full integer quantisation with int8 input and output. Only
-                 ``Optimize.DEFAULT`` is asked for: the integer-only op set is *not*
-                 forced, so a model with an op that has no int8 kernel (e.g. Conv3D)
-                 still converts - with that op left in float32 between DEQUANTIZE and
-                 QUANTIZE. :func:`tfhsi.export.inspect.audit` says so; nothing here
-                 claims "int8" for such a model.
-    ``int16x8``  int16 activations, int8 weights, int16 input and output; the
-                 converter must place every op in that op set, else
-                 :class:`UnsupportedError` names the op.
+The presets are the rows of :data:`tfhsi.export.presets.PRESETS`; :func:`convert` sets the
+converter from a row. For ``int8`` only ``Optimize.DEFAULT`` is asked for: the integer-only
+op set is *not* forced, so a model with an op that has no int8 kernel (e.g. Conv3D) still
+converts - with that op left in float32 between DEQUANTIZE and QUANTIZE;
+:func:`tfhsi.export.inspect.audit` says so, and nothing here claims "int8" for such a model.
+``int16x8`` must place every op in its op set, else :class:`UnsupportedError` names the op.
 
 ``Optimize.EXPERIMENTAL_SPARSITY`` is never used: it adds DENSIFY ops that TFLite
 Micro and the default XNNPACK delegate cannot run.
@@ -27,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +27,7 @@ import numpy as np
 
 from tfhsi.atomic import write_bytes, write_text
 from tfhsi.errors import ConfigError, DataFormatError, TfhsiError, UnsupportedError
+from tfhsi.export.presets import Preset
 
 if TYPE_CHECKING:
     from tfhsi._keras import keras
@@ -42,31 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["ConversionError", "Preset", "convert", "labels_path", "write_tflite"]
 
 Representative = Callable[[], Iterator[Sequence[np.ndarray]]]
-
-
-class Preset(str, Enum):
-    """Converter presets (see the module docstring)."""
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    DYNAMIC = "dynamic"
-    INT8 = "int8"
-    INT16X8 = "int16x8"
-
-    @classmethod
-    def parse(cls, value: Preset | str) -> Preset:
-        """The preset named ``value`` (case-insensitive); ConfigError otherwise."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            valid = ", ".join(p.value for p in cls)
-            raise ConfigError(f"unknown export preset {value!r}; valid presets: {valid}.") from None
-
-    @property
-    def needs_representative(self) -> bool:
-        return self in (Preset.INT8, Preset.INT16X8)
 
 
 class ConversionError(TfhsiError):
@@ -125,24 +93,21 @@ def convert(
     calibration = None
     if preset.needs_representative and representative is not None:
         calibration = _Calibration(representative, specs)
-    if preset is Preset.FP16:
+    spec = preset.spec
+    if spec.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if spec.float16:
         converter.target_spec.supported_types = [tf.float16]
-    elif preset is Preset.DYNAMIC:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif preset is Preset.INT8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if spec.calibration:
         converter.representative_dataset = calibration
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    elif preset is Preset.INT16X8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = calibration
+    if spec.ops == "int16x8":
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
-        converter.inference_input_type = tf.int16
-        converter.inference_output_type = tf.int16
+    if spec.io is not None:
+        io_type = {"int8": tf.int8, "int16": tf.int16}[spec.io]
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
 
     try:
         with quiet_native_stderr():
@@ -264,7 +229,7 @@ def _conversion_error(exc: Exception, preset: Preset, model: Any) -> TfhsiError:
     text = str(exc)
     op = _op_name(text)
     name = getattr(model, "name", "model")
-    if preset is Preset.INT16X8:
+    if preset.spec.ops == "int16x8":
         what = f"op {op}" if op else "an op"
         return UnsupportedError(
             f"{name}: the int16x8 preset cannot convert {what}: the "

@@ -58,6 +58,21 @@ class ModelSpec:
     min_bands: int = 1
     min_patch: int = 1
 
+    def input_size(
+        self, scene_bands: int, *, patch: int | None = None, pca: int | None = None
+    ) -> tuple[int, int | None]:
+        """(patch, PCA components or None) this model is fed on a scene with ``scene_bands``.
+
+        The one rule: an unset patch is the paper's; an unset PCA is the paper's band count
+        when the scene has more bands; PCA is dropped when it would keep every band; a "1d"
+        model sees one pixel.
+        """
+        if pca is None and self.default_bands is not None and scene_bands > self.default_bands:
+            pca = self.default_bands
+        if pca is not None and pca >= scene_bands:
+            pca = None
+        return (1 if self.layout == "1d" else patch or self.default_patch), pca
+
 
 MODELS: Registry[ModelSpec] = Registry("model")
 

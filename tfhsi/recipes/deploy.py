@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tfhsi.atomic import write_json
 from tfhsi.errors import TfhsiError
-from tfhsi.recipes.stages import ModelState, has_conv3d, lower_state
+from tfhsi.methods import ModelState, has_conv3d
 
 Log = Callable[[str], None]
 
@@ -73,43 +73,38 @@ def export_rows(
     lower: bool,
     log: Log,
 ) -> list[dict[str, Any]]:
-    """Exports ``state.model`` with each preset and measures each file.
+    """Exports ``state.model`` with each preset the state allows and measures each file.
 
-    For a model with Conv3D layers (and ``lower``), int8 is exported twice — the converter's
-    default (CONV_3D stays float; the audit shows it) and ``int8-lowered`` (int8 end to end) —
-    and int16x8, which has no CONV_3D kernel at all, only lowered.
+    A model with Conv3D layers (and ``lower``) follows each preset's ``conv3d`` rule in the
+    preset table (:func:`tfhsi.export.presets.export_jobs`).
     """
-    lowered: ModelState | None = None
-    jobs: list[tuple[str, ModelState, str]] = []
-    for preset in presets:
-        if state.qat and preset != "int8":
-            continue  # a QAT model is trained for int8; other presets would discard that
-        three_d = lower and has_conv3d(state.model) and not state.qat
-        if three_d and preset in ("int8", "int16x8"):
-            lowered = lowered or lower_state(state)
-            if preset == "int8":
-                jobs.append((preset, state, preset))
-            jobs.append((f"{preset}-lowered", lowered, preset))
-        else:
-            jobs.append((preset, state, preset))
+    from tfhsi.export.presets import export_jobs
+
+    allowed = [p for p in presets if state.exports is None or p in state.exports]
+    three_d = lower and not state.lowered and has_conv3d(state.model)
     rows = []
-    for label, job_state, preset in jobs:
+    for label, preset, lowered in export_jobs(allowed, three_d=three_d):
         row_file = folder / f"{label}.row.json"
         if row_file.is_file():  # resumed run: measured already
             rows.append(json.loads(row_file.read_text(encoding="utf-8")))
             continue
         log(f"  export {label}")
-        row = _measure_export(job_state, label, preset, folder, settings)
+        row = _measure_export(state, label, preset, folder, settings, lower=lowered)
         write_json(row_file, row)
         rows.append(row)
     return rows
 
 
 def _measure_export(
-    state: ModelState, label: str, preset: str, folder: Path, settings: DeploySettings
+    state: ModelState,
+    label: str,
+    preset: str,
+    folder: Path,
+    settings: DeploySettings,
+    *,
+    lower: bool,
 ) -> dict[str, Any]:
-    from tfhsi.deployment import measure
-    from tfhsi.export.tflite import convert, write_tflite
+    from tfhsi.deployment import export_tflite, measure
 
     row: dict[str, Any] = {
         "format": label,
@@ -117,26 +112,29 @@ def _measure_export(
         "error": None,
         "notes": [],
     }
-    if state.lowered:
+    if state.lowered or lower:
         row["notes"].append("Conv3D lowered to Conv2D (same function, rank-4 graph)")
     try:
-        representative = None
-        if preset in ("int8", "int16x8"):
-            representative = state.prepared.representative(
-                patch_size=state.patch, layout=state.layout, num_samples=200
-            )  # type: ignore[arg-type]
-        data = convert(state.model, preset, representative=representative)
-        path = write_tflite(data, folder / f"{label}.tflite", class_names=settings.class_names)
-        row["tflite"] = str(path)
-        row.update(_accuracy(path, state, settings))
+        exported = export_tflite(
+            state.model,
+            preset,
+            folder / f"{label}.tflite",
+            prepared=state.prepared,
+            patch=state.patch,
+            layout=state.layout,
+            lower=lower,
+        )
+        row["tflite"] = str(exported.path)
+        row["parameters"] = exported.parameters
+        row.update(_accuracy(exported.path, replace(state, layout=exported.layout), settings))
         row.update(
             measure(
-                data,
+                exported.data,
                 targets=settings.targets,
                 threads=settings.threads,
                 latency_runs=settings.latency_runs,
                 tflm=settings.tflm,
-                source=str(path),
+                source=str(exported.path),
             ).to_row()
         )
     except TfhsiError as exc:

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from multiprocessing import get_context
 from typing import Any, Protocol
 
+from tfhsi import plugins
 from tfhsi.recipes.tasks import Task, run_task
 
 Rows = list[dict[str, Any]]
@@ -63,7 +64,11 @@ class LocalExecutor:
             pending: dict[Future[Rows], Task] = {}
             for task in tasks:
                 self.log(f"▶ {task.label} (pool of {self.workers}, {threads} thread(s) each)")
-                pending[pool.submit(run_task, recipe_data, task, run_dir, data_dir, _quiet)] = task
+                pending[
+                    pool.submit(
+                        run_task, recipe_data, task, run_dir, data_dir, _quiet, plugins.sources()
+                    )
+                ] = task
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:

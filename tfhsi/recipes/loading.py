@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,40 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tfhsi.errors import RecipeError, TfhsiError
+from tfhsi.methods import METHODS
 from tfhsi.recipes.schema import Recipe
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32
 ENV_VAR = "TFHSI_RECIPES_DIR"
+SHIPPED_PACKAGE = "tfhsi.builtin_recipes"  # recipes/ at build time, see pyproject.toml
 
 
 def recipe_dirs() -> list[Path]:
-    """Where named recipes are looked up: ``$TFHSI_RECIPES_DIR``, then the shipped ``recipes/``."""
+    """Where named recipes are looked up: ``$TFHSI_RECIPES_DIR``, then the shipped recipes."""
     dirs = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    shipped = Path(__file__).resolve().parents[2] / "recipes"
-    return [*dirs, shipped]
+    return [*dirs, *shipped_recipe_dirs()]
+
+
+def shipped_recipe_dirs() -> list[Path]:
+    """The folders of the shipped recipes (the repository's top-level ``recipes/``).
+
+    Installed (wheel or editable), they are the data package ``tfhsi.builtin_recipes``; in a
+    source checkout that is imported without being installed, the ``recipes/`` folder beside
+    the package.
+    """
+    try:
+        root = resources.files(SHIPPED_PACKAGE)
+    except ModuleNotFoundError:
+        source = Path(__file__).resolve().parents[2] / "recipes"
+        return [source] if source.is_dir() else []
+    # A namespace package (no __init__.py) may span folders; pip installs them unzipped.
+    folders = {Path(str(item)).parent for item in root.iterdir() if item.name.endswith(".yaml")}
+    return sorted(folders)
 
 
 def list_recipes() -> dict[str, Path]:
+    """Recipe names → files; a user folder's recipe overrides a shipped one of the same name."""
     found: dict[str, Path] = {}
     for folder in reversed(recipe_dirs()):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
@@ -144,12 +164,15 @@ def load_recipe(name_or_path: str, *, overrides: tuple[str, ...] = ()) -> tuple[
         )
     for assignment in overrides:
         apply_override(data, assignment)
-    return validate(data, source=str(path)), path
+    return validate(data, source=str(path), base_dir=path.parent), path
 
 
-def validate(data: dict[str, Any], *, source: str) -> Recipe:
+def validate(data: dict[str, Any], *, source: str, base_dir: Path | None = None) -> Recipe:
+    """The recipe ``data`` (from ``source``) validated; relative paths of models and scene files
+    are read from ``base_dir`` (the recipe's folder; default: the working directory)."""
     try:
-        return Recipe.model_validate(data)
+        context = {"base_dir": str(base_dir.resolve())} if base_dir is not None else None
+        return Recipe.model_validate(data, context=context)
     except ValidationError as exc:
         errors = exc.errors()
         first = describe_error(errors[0])
@@ -165,18 +188,14 @@ def validate(data: dict[str, Any], *, source: str) -> Recipe:
 
 def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
     """The user's key path: pydantic's discriminator tags (``steps.0.prune``) dropped."""
-    from tfhsi.recipes.schema import STEP_TYPES
-
     parts = [str(p) for p in loc]
     return [
-        p for i, p in enumerate(parts) if not (p in STEP_TYPES and i > 0 and parts[i - 1].isdigit())
+        p for i, p in enumerate(parts) if not (p in METHODS and i > 0 and parts[i - 1].isdigit())
     ]
 
 
 def describe_error(error: Mapping[str, Any]) -> str:
     """One line: the field path, what is wrong and how to fix it."""
-    from tfhsi.recipes.schema import METHODS
-
     raw = [str(part) for part in error.get("loc", ())]
     loc = _clean_loc(tuple(raw))
     kind = error.get("type", "")
@@ -193,9 +212,9 @@ def describe_error(error: Mapping[str, Any]) -> str:
         given = (
             error.get("input", {}).get("method") if isinstance(error.get("input"), dict) else None
         )
-        return f"{field}: unknown method {given!r}; valid methods: {', '.join(METHODS)}."
+        return f"{field}: unknown method {given!r}; valid methods: {', '.join(METHODS.names())}."
     if kind == "union_tag_not_found":
-        return f"{field}: each step needs 'method: <{'|'.join(METHODS)}>'."
+        return f"{field}: each step needs 'method: <{'|'.join(METHODS.names())}>'."
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     given = error.get("input")
     shown = (
@@ -208,14 +227,12 @@ def describe_error(error: Mapping[str, Any]) -> str:
 
 def _allowed_keys(loc: list[str]) -> list[str]:
     """Field names of the schema section at ``loc`` (for 'did you mean')."""
-    from tfhsi.recipes.schema import STEP_TYPES
-
     model: type[BaseModel] = Recipe
     for part in loc:
         if part.isdigit():
             continue
-        if part in STEP_TYPES and part not in model.model_fields:
-            model = STEP_TYPES[part]
+        if part in METHODS and part not in model.model_fields:  # a step's method tag
+            model = METHODS.get(part).options
             continue
         nested = (
             _model_in(model.model_fields[part].annotation) if part in model.model_fields else None

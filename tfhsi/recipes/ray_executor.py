@@ -21,9 +21,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tfhsi import plugins
 from tfhsi.errors import ConfigError, SetupError, TfhsiError
 from tfhsi.recipes.executors import Log, Rows, _init_worker
-from tfhsi.recipes.tasks import CACHE_ENV, TEACHER, Task, cache_dir, run_task
+from tfhsi.recipes.tasks import TEACHER, Task, run_task
+from tfhsi.recipes.teachers import CACHE_ENV, cache_dir
 
 INSTALL_HINT = "pip install 'tfhsi[ray]'"
 DATA_ENV = "TFHSI_DATA_DIR"
@@ -47,6 +49,7 @@ def _run_recipe_task(
     data_dir: str | None,
     env: dict[str, str],
     threads: int,
+    plugin_modules: list[tuple[str, str | None]] = [],  # noqa: B006 - read only
 ) -> Rows:
     """The body of a Ray task: the driver's tfhsi settings and a thread budget, then the task."""
     os.environ.update(env)
@@ -55,7 +58,7 @@ def _run_recipe_task(
     def log(message: str) -> None:  # forwarded to the driver's terminal by Ray
         print(f"[{task.label}] {message}", flush=True)
 
-    return run_task(recipe_data, task, run_dir, data_dir, log)
+    return run_task(recipe_data, task, run_dir, data_dir, log, plugin_modules)
 
 
 def _probe(markers: dict[str, str], token: str) -> list[str]:
@@ -165,7 +168,11 @@ class RayExecutor:
         while queue or running:
             while queue and len(running) < limit:
                 task = queue.pop(0)
-                running[remote.remote(recipe_data, task, run_dir, data_dir, env, threads)] = task
+                running[
+                    remote.remote(
+                        recipe_data, task, run_dir, data_dir, env, threads, plugins.sources()
+                    )
+                ] = task
                 gpus = f", {self.gpus_per_task:g} GPU" if self.gpus_per_task else ""
                 self.log(
                     f"▶ {task.label} → Ray ({cpus:g} CPU{gpus}) "

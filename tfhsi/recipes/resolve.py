@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tfhsi.methods import StepOptions
 from tfhsi.recipes.schema import ModelSection, Recipe, TrainSection
 
 
@@ -27,7 +28,7 @@ def apply_quick(recipe: Recipe) -> Recipe:
         v.model_copy(
             update={
                 "student": model(v.student),
-                "steps": [s.model_copy(update={"epochs": min(s.epochs, cap)}) for s in v.steps],
+                "steps": [_cap_epochs(s, cap) for s in v.steps],
             }
         )
         for v in recipe.variants
@@ -43,6 +44,14 @@ def apply_quick(recipe: Recipe) -> Recipe:
             "seeds": recipe.seeds[: recipe.quick.seeds],
         }
     )
+
+
+def _cap_epochs(step: StepOptions, cap: int) -> StepOptions:
+    """The step with its ``epochs`` (where the method has them) capped at ``cap``."""
+    epochs = getattr(step, "epochs", None)
+    if not isinstance(epochs, int):
+        return step
+    return step.model_copy(update={"epochs": min(epochs, cap)})
 
 
 def resolved_dict(recipe: Recipe, *, quick: bool) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from tfhsi.recipes.executors import Executor, LocalExecutor
 from tfhsi.recipes.resolve import apply_quick, resolved_dict, resolved_yaml
 from tfhsi.recipes.schema import Recipe
 from tfhsi.recipes.tasks import Task, plan
+from tfhsi.report.results import RunResults, write_results
 
 Log = Callable[[str], None]
 
@@ -79,6 +80,7 @@ def run_recipe(
 ) -> Path:
     """Runs ``recipe`` and writes its results and report; returns the run directory."""
     started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     effective = apply_quick(recipe) if quick else recipe
     # Fail before creating anything: a missing scene stops here with its download command.
     scene = open_dataset(effective.dataset, data_dir=data_dir)
@@ -105,7 +107,9 @@ def run_recipe(
                 progress = f"({len(found)}/{len(teachers) + len(variants)})"
                 log(f"✓ {task.label} {progress}" + (f" — failed: {failed[0]}" if failed else ""))
         ordered = [row for task in (*teachers, *variants) for row in found[task]]
-        results = _results(effective, scene, ordered, quick=quick, started=started, command=command)
+        results = _results(
+            effective, scene, ordered, quick=quick, started=(started_at, started), command=command
+        )
         _finish(run_dir, results, log)
     except BaseException:
         if created and not any(run_dir.glob("seed_*")):
@@ -155,7 +159,7 @@ def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> l
 def _set_aside(run_dir: Path, variant: str, log: Log) -> None:
     """Moves the folders an earlier definition of ``variant`` made to
     ``<variant>.replaced-<stamp>``: kept, not reused (identical first stages are still taken
-    from them, see :func:`tfhsi.recipes.tasks.stage_key`)."""
+    from them, see :func:`tfhsi.recipes.sharing.stage_key`)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     for folder in sorted(run_dir.glob(f"seed_*/{variant}")):
         aside = folder.with_name(f"{variant}.replaced-{stamp}")
@@ -169,10 +173,12 @@ def _results(
     rows: list[dict[str, Any]],
     *,
     quick: bool,
-    started: float,
+    started: tuple[str, float],
     command: str | None,
-) -> dict[str, Any]:
-    return {
+) -> RunResults:
+    """The run record, through the report's own typed reader (a bad row fails here, loudly)."""
+    at, clock = started
+    return RunResults.from_dict({
         "recipe": recipe.name,
         "description": recipe.description,
         "quick": quick,
@@ -189,14 +195,14 @@ def _results(
         "targets": list(recipe.targets),
         "environment": environment(),
         "command": command or f"tfhsi recipe run {recipe.name}" + (" --quick" if quick else ""),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_time_s": time.perf_counter() - started,
+        "started": at,
+        "wall_time_s": time.perf_counter() - clock,
         "rows": rows,
-    }
+    })  # fmt: skip
 
 
-def _finish(run_dir: Path, results: dict[str, Any], log: Log) -> None:
+def _finish(run_dir: Path, results: RunResults, log: Log) -> None:
     from tfhsi.report.build import build_report
 
-    write_json(run_dir / "results.json", results)
+    write_results(run_dir, results)
     build_report(run_dir)

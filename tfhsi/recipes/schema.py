@@ -6,16 +6,28 @@ teacher (or a fresh student) and applies compression steps in order, then export
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
-from tfhsi.data.datasets import is_synthetic
-from tfhsi.data.scenes import SCENES
-from tfhsi.models import MODELS
+from tfhsi.data.datasets import check_dataset_ref
+from tfhsi.export.presets import PRESETS
+from tfhsi.methods import METHODS, StepOptions
+from tfhsi.models import check_model_ref
 
-PRESETS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
-Preset = Literal["fp32", "fp16", "dynamic", "int8", "int16x8"]
+if TYPE_CHECKING:
+    from tfhsi.train.config import TrainConfig
 
 
 class _Strict(BaseModel):
@@ -33,98 +45,99 @@ class TrainSection(_Strict):
     augment: bool = False
     class_weights: bool = False
 
+    def config(self, *, seed: int) -> TrainConfig:
+        """The training configuration this section asks for (the one conversion)."""
+        from tfhsi.train.config import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            learning_rate=self.lr,
+            schedule=self.schedule,
+            patience=self.patience,
+            seed=seed,
+        )
+
+
+def base_dir(info: ValidationInfo) -> str | None:
+    """The folder relative paths in a recipe are read from (the recipe file's), if known."""
+    context = info.context or {}
+    return context.get("base_dir")
+
 
 class ModelSection(_Strict):
-    """A zoo model, its input size and its training."""
+    """A model (zoo name, ``file.py:function``, ``package.module:function`` or a saved
+    ``.keras``/``.h5``), its input size and its training."""
 
     model: str
     patch: int | None = Field(None, ge=1)
     pca: int | None = Field(None, ge=1)
     width: float = Field(1.0, gt=0)
     train: TrainSection = TrainSection()
+    pretrained: bool = Field(
+        False,
+        description="a saved model used as given: not trained (still evaluated, exported and "
+        "profiled on this recipe's split)",
+    )
+    unsafe: bool = Field(
+        False,
+        description="let a saved model run the code stored in it (Lambda layers); only for "
+        "files you trust",
+    )
 
     @field_validator("model")
     @classmethod
-    def _known_model(cls, value: str) -> str:
-        if value not in MODELS:
-            raise ValueError(MODELS.unknown_message(value))
-        return value
+    def _known_model(cls, value: str, info: ValidationInfo) -> str:
+        return check_model_ref(value, base_dir=base_dir(info))
+
+    @model_validator(mode="after")
+    def _pretrained_is_saved(self) -> ModelSection:
+        if self.pretrained and not self.model.endswith((".keras", ".h5")):
+            raise ValueError(
+                f"pretrained: true needs a saved model (.keras or .h5), not {self.model!r}; "
+                "drop `pretrained` to train it."
+            )
+        return self
 
 
-class DistillStep(_Strict):
-    method: Literal["distill"]
-    alpha: float = Field(0.1, ge=0, le=1, description="weight of the hard-label cross-entropy")
-    temperature: float = Field(4.0, gt=0)
-    epochs: int = Field(60, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    augment: bool = Field(
-        False,
-        description="flip/rotate teacher and student patches alike; only for teachers trained with augmentation",
-    )
-    unlabelled: float = Field(
-        0.0,
-        ge=0,
-        description="unlabelled scene pixels added to the training pixels, per training pixel "
-        "(soft targets only; never pixels whose patch touches a test or validation pixel)",
-    )
-
-
-class PruneStep(_Strict):
-    method: Literal["prune"]
-    target: float = Field(0.8, gt=0, lt=1)
-    schedule: Literal["polynomial", "constant"] = "polynomial"
-    block: Literal["2:4"] | None = None
-    skip: list[str] = []
-    epochs: int = Field(20, ge=1)
-    lr: float = Field(
-        1e-3,
-        gt=0,
-        description="constant fine-tuning LR; 1e-4 left hamida3d at 88 % (80 %) and 50 % (90 %) "
-        "OA on Indian Pines where 1e-3 gives 95 % and 91 %",
-    )
-
-
-class FilterPruneStep(_Strict):
-    method: Literal["filter_prune"]
-    ratio: float = Field(0.5, gt=0, lt=1)
-    by: Literal["params", "filters"] = Field(
-        "params", description="ratio of parameters or of filters per layer"
-    )
-    epochs: int = Field(20, ge=1)
-    lr: float = Field(5e-4, gt=0)
-
-
-class QatStep(_Strict):
-    method: Literal["qat"]
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(1e-4, gt=0)
-
-
-class ClusterStep(_Strict):
-    method: Literal["cluster"]
-    clusters: int = Field(16, ge=2, le=256)
-    preserve_sparsity: bool = False
-    skip: list[str] = Field(
-        ["logits"],
-        description="layers left unclustered; [] clusters the classifier too (most of a 3-D "
-        "CNN's weights, but its accuracy suffers first)",
-    )
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(1e-4, gt=0)
-
-
-Step = Annotated[
-    DistillStep | PruneStep | FilterPruneStep | QatStep | ClusterStep,
-    Field(discriminator="method"),
-]
-STEP_TYPES: dict[str, type[BaseModel]] = {
-    "distill": DistillStep,
-    "prune": PruneStep,
-    "filter_prune": FilterPruneStep,
-    "qat": QatStep,
-    "cluster": ClusterStep,
-}
-METHODS = tuple(STEP_TYPES)
+def _steps(value: Any) -> list[StepOptions]:
+    """Each step validated by the options class its ``method`` registered (see
+    :mod:`tfhsi.methods`), with pydantic's error locations and union-tag error types."""
+    if not isinstance(value, list):
+        raise ValueError(f"steps must be a list of steps, got {type(value).__name__}")
+    steps: list[StepOptions] = []
+    errors: list[InitErrorDetails] = []
+    for i, item in enumerate(value):
+        if isinstance(item, StepOptions):
+            steps.append(item)
+            continue
+        name = item.get("method") if isinstance(item, dict) else None
+        if not isinstance(name, str) or name not in METHODS:
+            tag_ctx = {"discriminator": "'method'", "tag": str(name)}
+            tag_ctx["expected_tags"] = ", ".join(repr(m) for m in METHODS)
+            errors.append(
+                InitErrorDetails(
+                    type="union_tag_invalid" if name is not None else "union_tag_not_found",
+                    loc=(i,),
+                    input=item,
+                    ctx=tag_ctx if name is not None else {"discriminator": "'method'"},
+                )
+            )
+            continue
+        try:
+            steps.append(METHODS.get(name).options.model_validate(item))
+        except ValidationError as exc:
+            errors.extend(
+                InitErrorDetails(
+                    type=e["type"],
+                    loc=(i, name, *e["loc"]),  # the method tag, as a discriminated union has it
+                    input=e["input"],
+                    ctx=e.get("ctx", {}),
+                )
+                for e in exc.errors()
+            )
+    if errors:
+        raise ValidationError.from_exception_data("steps", errors)
+    return steps
 
 
 class Variant(_Strict):
@@ -132,19 +145,33 @@ class Variant(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     student: ModelSection | None = None
-    steps: list[Step] = []
-    export: list[Preset] = ["fp32", "int8"]
+    steps: list[SerializeAsAny[StepOptions]] = []
+    export: list[str] = ["fp32", "int8"]
     lower: Literal["auto", "never"] = "auto"
 
+    @field_validator("export")
+    @classmethod
+    def _known_presets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in PRESETS:
+                raise ValueError(PRESETS.unknown_message(name))
+        return value
+
+    @field_validator("steps", mode="wrap")
+    @classmethod
+    def _registered_steps(cls, value: Any, handler: Any) -> list[StepOptions]:
+        return handler(_steps(value))
+
     @model_validator(mode="after")
-    def _distill_needs_student(self) -> Variant:
-        methods = [s.method for s in self.steps]
-        if "distill" in methods and self.student is None:
-            raise ValueError(
-                f"variant {self.name!r}: a distill step needs a 'student' model to train"
-            )
-        if "distill" in methods and methods.index("distill") != 0:
-            raise ValueError(f"variant {self.name!r}: distill must be the first step")
+    def _step_order(self) -> Variant:
+        for index, step in enumerate(self.steps):
+            method = METHODS.get(step.method)
+            if method.needs_student and self.student is None:
+                raise ValueError(
+                    f"variant {self.name!r}: a {step.method} step needs a 'student' model to train"
+                )
+            if method.first_only and index != 0:
+                raise ValueError(f"variant {self.name!r}: {step.method} must be the first step")
         return self
 
 
@@ -178,10 +205,13 @@ class Recipe(_Strict):
 
     @field_validator("dataset")
     @classmethod
-    def _known_dataset(cls, value: str) -> str:
-        if not is_synthetic(value) and value not in SCENES:
-            raise ValueError(SCENES.unknown_message(value) + " Or use synthetic[:HxWxB[xC]].")
-        return value
+    def _known_dataset(cls, value: str, info: ValidationInfo) -> str:
+        """A registered scene, ``synthetic[:HxWxB[xC]]``, or a scene YAML (relative to the
+        recipe's folder, made absolute so every worker opens the same file)."""
+        folder = base_dir(info)
+        if folder and value.endswith((".yaml", ".yml")) and not os.path.isabs(value):
+            value = os.path.join(folder, value)
+        return check_dataset_ref(value)
 
     @field_validator("split")
     @classmethod

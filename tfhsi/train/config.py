@@ -17,7 +17,11 @@ class TrainConfig:
         learning_rate: Initial Adam learning rate.
         schedule: ``cosine`` (decay to 0 over all epochs) or ``constant``.
         patience: Epochs without improvement of ``monitor`` before stopping; None = never.
-        monitor: Validation quantity that picks the best epoch (``val_accuracy`` or ``val_loss``).
+            Ignored without a validation set (all epochs run).
+        monitor: Validation quantity that picks the best epoch (``val_accuracy`` or
+            ``val_loss``); ties go to the better other one, then to the earlier epoch
+            (:func:`tfhsi.train.fit.best_epoch`). Without a validation set the last epoch is
+            kept.
         seed: Seeds Python, NumPy and TensorFlow.
         deterministic: Ask TensorFlow for deterministic kernels (slower on some ops).
         tensorboard: Write TensorBoard logs to ``<out>/tensorboard`` (needs the tensorboard package).

@@ -7,6 +7,13 @@ weights. After an interruption (SIGINT, SIGTERM, crash) the same call with
 counter come from Keras' ``BackupAndRestore``; the history, best epoch and early-stopping
 state are derived from ``history.json``, written atomically after every epoch. A run
 that had finished is not trained again.
+
+Model selection (:func:`best_epoch`, the one rule for the checkpoint, early stopping and the
+result): the epoch with the best monitored validation quantity; ties (common on validation
+sets of tens of pixels) go to the lower ``val_loss`` (``val_accuracy`` when monitoring the
+loss), then to the earlier epoch. Without a validation set (``val_data=None``) nothing is
+monitored: no early stopping, and the last epoch (with a finite loss) is kept — the test set
+is never a stand-in.
 """
 
 from __future__ import annotations
@@ -39,12 +46,13 @@ class TrainResult:
     history: dict[str, list[float]]
     epochs_run: int
     best_epoch: int  # 1-based
-    best_value: float
+    best_value: float | None  # None without validation (the last epoch is kept)
     stopped_early: bool
     completed: bool
     wall_time_s: float
     best_weights: Path
     config: dict[str, Any] = field(default_factory=dict)
+    monitor: str | None = None  # what picked best_epoch; None = no validation, last epoch
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -86,23 +94,59 @@ def _load_history(out_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _best(epochs: list[dict[str, float]], monitor: str, after: int = 0) -> tuple[int, float]:
-    """1-based best epoch among epochs ``after + 1 ...`` (the last one if none) and its value."""
+_TIE_BREAK = {"val_accuracy": "val_loss", "val_loss": "val_accuracy"}
+
+
+def _score(value: float | None, *, lower_is_better: bool) -> float:
+    """Larger is better; NaN and missing values are worst."""
+    if value is None or math.isnan(value):
+        return -math.inf
+    return -value if lower_is_better else value
+
+
+def best_epoch(
+    epochs: Sequence[dict[str, float]], monitor: str | None, after: int = 0
+) -> tuple[int, float | None]:
+    """The selection rule: 1-based best epoch among ``after + 1 ...`` and its monitored value.
+
+    With ``monitor`` (``val_accuracy`` or ``val_loss``): its best value; ties go to the better
+    tie-break quantity (``val_loss`` for accuracy, ``val_accuracy`` for the loss), then to the
+    earliest epoch. NaN counts as worst. With ``monitor=None`` (no validation set): the last
+    epoch with a finite training loss (the last epoch if none), value None. If no epoch is past
+    ``after``, the last epoch is considered alone.
+    """
     after = min(after, len(epochs) - 1)
-    values = [e[monitor] for e in epochs[after:]]
-    pick = np.argmin if monitor.endswith("loss") else np.argmax
-    index = int(pick(values))
-    return after + index + 1, float(values[index])
+    window = epochs[after:]
+    if monitor is None:
+        finite = [i for i, e in enumerate(window) if math.isfinite(e["loss"])]
+        return after + (finite[-1] if finite else len(window) - 1) + 1, None
+    lower = monitor.endswith("loss")
+    tie = _TIE_BREAK.get(monitor)
+
+    def rank(i: int) -> tuple[float, float, int]:
+        e = window[i]
+        second = _score(e.get(tie), lower_is_better=not lower) if tie else 0.0
+        return _score(e.get(monitor), lower_is_better=lower), second, -i
+
+    index = max(range(len(window)), key=rank)
+    return after + index + 1, float(window[index][monitor])
 
 
 class _Bookkeeper(keras.callbacks.Callback):
-    """Persists per-epoch logs, saves the best weights and stops early — all resumable."""
+    """Persists per-epoch logs, saves the best weights and stops early — all resumable.
 
-    def __init__(self, out_dir: Path, config: TrainConfig, state: dict[str, Any]) -> None:
+    ``monitor`` None (no validation set): every epoch with a finite loss is the new "best"
+    (the last epoch is kept) and there is no early stopping.
+    """
+
+    def __init__(
+        self, out_dir: Path, config: TrainConfig, state: dict[str, Any], monitor: str | None
+    ) -> None:
         super().__init__()
         self.out_dir = out_dir
         self.config = config
         self.state = state
+        self.monitor = monitor
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         # After a restore, epochs beyond the restored one are re-run: forget their logs.
@@ -112,10 +156,10 @@ class _Bookkeeper(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = {k: float(v) for k, v in (logs or {}).items()}
         logs["epoch_time_s"] = time.perf_counter() - self._started
-        if self.config.monitor not in logs:
+        if self.monitor is not None and self.monitor not in logs:
             raise ConfigError(
-                f"no {self.config.monitor!r} in the training logs (got {sorted(logs)}); "
-                "pass a validation dataset."
+                f"no {self.monitor!r} in the training logs (got {sorted(logs)}); "
+                "pass a validation dataset, or val_data=None to keep the last epoch."
             )
         if not math.isfinite(logs["loss"]):
             self.model.stop_training = True
@@ -124,13 +168,13 @@ class _Bookkeeper(keras.callbacks.Callback):
         if len(epochs) <= self.config.best_after:  # not yet eligible (e.g. still pruning)
             write_json(self.out_dir / HISTORY, self.state)
             return
-        best_epoch, _ = _best(epochs, self.config.monitor, self.config.best_after)
-        if best_epoch == len(epochs):
+        best, _ = best_epoch(epochs, self.monitor, self.config.best_after)
+        if best == len(epochs):
             with atomic_path(self.out_dir / BEST_WEIGHTS) as tmp:
                 self.model.save_weights(str(tmp))
         write_json(self.out_dir / HISTORY, self.state)
-        patience = self.config.patience
-        if patience is not None and len(epochs) - best_epoch >= patience:
+        patience = None if self.monitor is None else self.config.patience
+        if patience is not None and len(epochs) - best >= patience:
             self.state["stopped_early"] = True
             self.model.stop_training = True
 
@@ -162,7 +206,7 @@ class _RichProgress(keras.callbacks.Callback):
 def train_model(
     model: keras.Model,
     train_data: tf.data.Dataset,
-    val_data: tf.data.Dataset,
+    val_data: tf.data.Dataset | None,
     *,
     config: TrainConfig,
     out_dir: str | Path,
@@ -177,7 +221,11 @@ def train_model(
     Args:
         model: A tf_keras classifier producing logits.
         train_data: Batched ``(x, y)`` dataset, one pass = one epoch (not repeated).
-        val_data: Batched ``(x, y)`` validation dataset.
+        val_data: Batched ``(x, y)`` validation dataset that picks the epoch
+            (:func:`best_epoch`); None when there is none (see
+            :meth:`tfhsi.data.prepared.PreparedScene.selection_subset`): then all
+            ``config.epochs`` run, ``config.patience`` is ignored and the last epoch is kept.
+            Never pass the test set here.
         config: See :class:`TrainConfig`.
         out_dir: Where ``history.json``, ``best.weights.h5`` and the resume backup live.
         resume: Continue an interrupted run in ``out_dir``; without it an existing run there
@@ -185,10 +233,15 @@ def train_model(
         class_weight: Optional per-class loss weights (see :func:`balanced_class_weights`).
         callbacks: Extra callbacks (e.g. pruning's ``UpdatePruningStep``).
         compile: Compile with :func:`compile_classifier`; False if the caller compiled.
-        report: Receives one line per epoch (the CLI prints it with rich).
+        report: Receives one line per epoch (the CLI prints it with rich), and a line saying
+            that the last epoch is kept when ``val_data`` is None.
 
     Returns:
         The result, with the model holding the best epoch's weights.
+
+    Raises:
+        ConfigError: ``out_dir`` holds a run and ``resume`` is False, or the run there was
+            trained with (without) validation and this call is without (with) it.
     """
     out = Path(out_dir)
     state = _load_history(out)
@@ -196,6 +249,14 @@ def train_model(
         raise ConfigError(
             f"{out} already holds a training run ({len(state['epochs'])} epochs). "
             "Pass --resume to continue it, or choose another --out."
+        )
+    monitor = config.monitor if val_data is not None else None
+    had = state.get("monitor", config.monitor)  # runs from before the key always had one
+    if state["epochs"] and (had is None) != (monitor is None):
+        raise ConfigError(
+            f"{out} holds a run trained {'without' if had is None else 'with'} a validation "
+            f"set, but this call has {'one' if monitor is not None else 'none'}; resume with "
+            "the same split and val_fraction, or choose another --out."
         )
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed, deterministic=config.deterministic)
@@ -208,12 +269,18 @@ def train_model(
         compile_classifier(model, config=config, steps_per_epoch=steps)
     state.setdefault("stopped_early", False)
     state["config"] = asdict(config)
+    state["monitor"] = monitor
+    if monitor is None and report and not state.get("completed"):
+        report(
+            "no validation set: all epochs run (no early stopping) and the last one is kept; "
+            "the test set picks nothing."
+        )
 
     if not state.get("completed"):
         all_callbacks = [
             # The bookkeeper records an epoch before the backup marks it done: a failure or
             # interruption in between re-runs that epoch on resume instead of losing its record.
-            _Bookkeeper(out, config, state),
+            _Bookkeeper(out, config, state, monitor),
             keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR)),
             *callbacks,
         ]
@@ -238,17 +305,18 @@ def train_model(
             model.save_weights(str(tmp))
     model.load_weights(str(out / BEST_WEIGHTS))
     epochs = state["epochs"]
-    best_epoch, best_value = _best(epochs, config.monitor, config.best_after)
+    best, best_value = best_epoch(epochs, monitor, config.best_after)
     return TrainResult(
         history={k: [e[k] for e in epochs] for k in epochs[0]},
         epochs_run=len(epochs),
-        best_epoch=best_epoch,
+        best_epoch=best,
         best_value=best_value,
         stopped_early=bool(state["stopped_early"]),
         completed=True,
         wall_time_s=float(sum(e["epoch_time_s"] for e in epochs)),
         best_weights=out / BEST_WEIGHTS,
         config=state["config"],
+        monitor=monitor,
     )
 
 

@@ -224,6 +224,13 @@ class Metrics:
             support=support,
         )
 
+    def summary(self) -> str:
+        """One line: ``OA 97.06 %  AA 93.48 %  kappa 0.9628 (1,024 pixels)``."""
+        return (
+            f"OA {100 * self.oa:.2f} %  AA {100 * self.aa:.2f} %  kappa {self.kappa:.4f} "
+            f"({self.n_samples:,} pixels)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes ``None``); per-class lists follow ``class_names``."""
         return {
