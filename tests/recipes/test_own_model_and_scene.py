@@ -116,11 +116,11 @@ def test_user_builder_on_user_envi_scene_distils_prunes_qats_and_exports_int8_on
         variant: [r["format"] for r in _int8_rows(rows, variant) if r["full_int8"]]
         for variant in ("kd", "prune_qat")
     }
-    assert full == {"kd": ["int8-lowered"], "prune_qat": ["int8"]}
-    for variant, formats in full.items():
+    assert full == {"kd": ["int8"], "prune_qat": ["int8"]}  # the 3-D student lowered by int8
+    for variant in full:
         for row in _int8_rows(rows, variant):
-            if row["format"] in formats:
-                assert row["precision"] == "int8" and row["arena_bytes"] > 0, row
+            assert row["precision"] == "int8" and row["arena_bytes"] > 0, row
+            assert any("Conv3D lowered" in note for note in row["notes"]), row
     environment = json.loads(next((tmp_path / "run").glob("environment.json")).read_text())
     assert any(name.endswith("field.bil") for name in environment["inputs"])
 
@@ -150,6 +150,7 @@ def test_pretrained_keras_file_is_used_as_given_then_exported_and_profiled(
     assert [r for r in rows if r.get("error")] == []
     assert "epoch " not in log and "used as given" in log
     teacher = next(r for r in rows if r["variant"] == "teacher" and r["format"] == "keras")
-    lowered = next(r for r in rows if r["variant"] == "ptq" and r["format"] == "int8-lowered")
+    int8 = next(r for r in rows if r["variant"] == "ptq" and r["format"] == "int8")
     assert teacher["parameters"] == model.count_params()
-    assert lowered["full_int8"] and lowered["arena_bytes"] > 0
+    assert int8["full_int8"] and int8["precision"] == "int8" and int8["arena_bytes"] > 0
+    assert any("Conv3D lowered" in note for note in int8["notes"])
