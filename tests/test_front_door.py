@@ -73,3 +73,11 @@ def test_unknown_attribute_without_close_match_is_a_plain_attribute_error() -> N
         tfhsi.zzz  # noqa: B018
     assert "Did you mean" not in str(caught.value)
     assert not hasattr(tfhsi, "zzz")
+
+
+def test_no_verb_is_shadowed_by_a_subpackage_or_module_of_the_same_name() -> None:
+    """``import tfhsi.train`` would set ``tfhsi.train`` to the package and hide a verb."""
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(tfhsi.__path__)}
+    assert sorted(set(tfhsi.__all__) & modules) == []

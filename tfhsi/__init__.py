@@ -31,7 +31,7 @@ _VERBS: dict[str, str] = {
     # models and training
     "build_model": "tfhsi.models:build_model",
     "list_models": "tfhsi.models:MODELS.names",
-    "train": "tfhsi.api:train",
+    "fit": "tfhsi.api:fit",
     "evaluate": "tfhsi.api:evaluate",
     "train_model": "tfhsi.train.fit:train_model",
     # compression (each runs the registered method a recipe step runs)
@@ -40,7 +40,7 @@ _VERBS: dict[str, str] = {
     "cluster": "tfhsi.api:cluster",
     "qat": "tfhsi.api:qat",
     "distill": "tfhsi.api:distill",
-    "compress": "tfhsi.api:apply",
+    "apply_method": "tfhsi.api:apply",
     "list_methods": "tfhsi.methods:METHODS.names",
     "lower_conv3d": "tfhsi.compress.lower:lower_conv3d",
     # export and deployment

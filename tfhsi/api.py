@@ -43,7 +43,7 @@ def model_state(model: keras.Model, data: PreparedScene, *, name: str | None = N
     return ModelState(model, name or model.name, layout, patch, data)
 
 
-def train(
+def fit(
     model: keras.Model,
     data: PreparedScene,
     *,

@@ -56,6 +56,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def registered(self) -> list[str]:
+        """The names in registration order (e.g. the order of a typical chain of methods)."""
+        return list(self._items)
+
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())
 

@@ -168,6 +168,11 @@ def _conv_model(case: ConvCase, seed: int) -> keras.Model:
 def test_lowered_conv3d_equals_the_original_for_random_configurations(
     case: ConvCase, seed: int
 ) -> None:
+    # TensorFlow's own Conv3D (the reference) is wrong with "same" padding when a stride
+    # exceeds the (dilated) kernel, like its 3-D pooling (e.g. a 1×1×1 kernel with depth
+    # stride 3 on 6 bands: 3.6 max error against x[..., ::3]); those cases prove nothing.
+    spans = [d * (k - 1) + 1 for k, d in zip(case.kernel, case.dilation, strict=True)]
+    assume(case.padding == "valid" or all(s <= k for s, k in zip(case.strides, spans, strict=True)))
     model = _conv_model(case, seed)
     x = np.random.default_rng(seed).normal(size=(3, *case.size, case.c_in)).astype("float32")
     for strategy in ("dense", "sliced"):

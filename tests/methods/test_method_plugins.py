@@ -70,14 +70,18 @@ def _recipe(name: str) -> dict:
 
 
 def test_unregistered_method_is_refused_with_valid_methods() -> None:
-    with pytest.raises(Exception, match=r"unknown method 'toy_scale'.*valid methods: cluster"):
+    with pytest.raises(
+        Exception, match=r"unknown method 'toy_scale'.*valid methods: distill, prune"
+    ):
         validate(_recipe("toy"), source="toy.yaml")
 
 
 def test_registered_method_options_are_validated_by_its_schema(toy_method) -> None:
     bad = _recipe("toy")
     bad["variants"][0]["steps"][0]["factr"] = 1.0
-    with pytest.raises(Exception, match=r"steps\.0\.factr: unknown key 'factr'; did you mean 'factor'"):
+    with pytest.raises(
+        Exception, match=r"steps\.0\.factr: unknown key 'factr'; did you mean 'factor'"
+    ):
         validate(bad, source="toy.yaml")
     recipe = validate(_recipe("toy"), source="toy.yaml")
     assert type(recipe.variants[0].steps[0]).__name__ == "ScaleStep"

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from tfhsi.atomic import atomic_path, write_json
-from tfhsi.methods import cluster, distill, filter_prune, prune, qat  # noqa: F401 - registers
+
+# Registration order is the order help texts list the methods in (a typical chain).
+# isort: off
+from tfhsi.methods import distill  # noqa: F401
+from tfhsi.methods import prune  # noqa: F401
+from tfhsi.methods import filter_prune  # noqa: F401
+from tfhsi.methods import qat  # noqa: F401
+from tfhsi.methods import cluster  # noqa: F401
+
+# isort: on
 from tfhsi.methods._registry import METHODS, Method, StepOptions, register_method
 from tfhsi.methods.state import ModelState, StepContext, fine_tune, has_conv3d, lower_state
 

@@ -113,7 +113,7 @@ def _steps(value: Any) -> list[StepOptions]:
         name = item.get("method") if isinstance(item, dict) else None
         if not isinstance(name, str) or name not in METHODS:
             tag_ctx = {"discriminator": "'method'", "tag": str(name)}
-            tag_ctx["expected_tags"] = ", ".join(repr(m) for m in METHODS)
+            tag_ctx["expected_tags"] = ", ".join(repr(m) for m in METHODS.registered())
             errors.append(
                 InitErrorDetails(
                     type="union_tag_invalid" if name is not None else "union_tag_not_found",
