@@ -1,7 +1,8 @@
 """Exporting and measuring one model for deployment: convert (lowering Conv3D where the preset
-says) → write → audit + size + MACs + LiteRT latency + TFLM arena + per-target verdicts.
-``tfhsi export tflite``, ``tfhsi profile``, the Python API and the recipe runner all call
-these functions, so every route converts and reports the same way.
+says) → audit against the preset's promise → write → size + MACs + LiteRT latency + TFLM arena
++ per-target verdicts. ``tfhsi export tflite``, ``tfhsi profile``, the Python API and the
+recipe runner all call these functions, so every route converts, checks and reports the same
+way: a file written as ``int8`` is int8 end to end, whatever route wrote it.
 
 Composes :mod:`tfhsi.export` (presets, converter, static op audit), :mod:`tfhsi.compress`
 (lowering) and :mod:`tfhsi.profile` (runtimes).
@@ -20,14 +21,30 @@ from tfhsi.errors import ConfigError, UnsupportedError
 if TYPE_CHECKING:
     from tfhsi._keras import keras
     from tfhsi.data.prepared import PreparedScene
+    from tfhsi.export.inspect import ModelAudit
 
 CALIBRATION_SAMPLES = 200
 """Training patches that calibrate activation ranges of integer presets."""
 
 
+class DuplicateExportError(ConfigError):
+    """The preset's file would be another preset's file (``same_as``), e.g. ``int8-mixed`` of
+    a model the converter makes int8 end to end: nothing is written."""
+
+    def __init__(self, message: str, *, same_as: str) -> None:
+        super().__init__(message)
+        self.same_as = same_as
+
+
 @dataclass(frozen=True)
 class ExportedFile:
-    """A written ``.tflite`` and how it was made (``layout``: the patches it takes)."""
+    """A written ``.tflite`` and how it was made.
+
+    Attributes:
+        preset: What was asked; ``precision``: what the audit of the file found.
+        lowered: Conv3D layers were lowered to Conv2D for this file.
+        layout: The patches the file takes.
+    """
 
     path: Path
     data: bytes
@@ -35,6 +52,7 @@ class ExportedFile:
     lowered: bool
     layout: Layout
     parameters: int
+    precision: str = ""
 
 
 def export_tflite(
@@ -45,9 +63,15 @@ def export_tflite(
     prepared: PreparedScene,
     patch: int | None = None,
     layout: Layout | None = None,
-    lower: bool = False,
+    lower: bool = True,
 ) -> ExportedFile:
-    """Converts ``model`` with ``preset`` and writes it (and its labels) to ``path``.
+    """Converts ``model`` with ``preset``, checks the file against the preset, and writes it
+    (and its labels) to ``path``.
+
+    The audit of the converted bytes decides, before anything is written: a preset with a
+    ``promise`` (``int8``, ``int16x8``) must give a file integer end to end, else
+    :class:`UnsupportedError` names the float ops; a preset with ``same_as`` (``int8-mixed``)
+    whose file meets that preset's promise raises :class:`DuplicateExportError`.
 
     Args:
         model: A functional ``tf_keras`` model taking ``layout`` patches of ``patch`` pixels.
@@ -56,9 +80,12 @@ def export_tflite(
         prepared: The scene, split and transform whose training patches calibrate integer
             presets and whose class names label the output.
         patch, layout: The patches the model takes (default: read from its input shape).
-        lower: Lower Conv3D layers to Conv2D first (then the file takes 2-D patches).
+        lower: Lower Conv3D layers to Conv2D for the presets whose ``conv3d`` rule says so
+            (then the file takes 2-D patches of the same pixels). False keeps Conv3D, so
+            ``int8`` / ``int16x8`` of a Conv3D model fail.
     """
     from tfhsi.compress.lower import has_conv3d, lower_conv3d
+    from tfhsi.export.inspect import audit
     from tfhsi.export.presets import PRESETS
     from tfhsi.export.tflite import convert, write_tflite
 
@@ -73,11 +100,18 @@ def export_tflite(
                 f"{tuple(model.input_shape[1:])}; pass patch= and layout=."
             )
         layout, patch, _ = found
-    lowered = False
-    if lower and has_conv3d(model):
-
-        model, _ = lower_conv3d(model)
-        layout, lowered = "2d", True
+    name, lowered = model.name, False
+    three_d = has_conv3d(model)
+    if lower and three_d and spec.conv3d == "lower":
+        try:
+            model, _ = lower_conv3d(model)
+        except UnsupportedError as exc:
+            raise UnsupportedError(
+                f"{exc} (the {preset} preset lowers Conv3D to reach integer kernels"
+                + "".join(f"; {fix}" for fix in _mixed_fixes(preset))
+                + ")"
+            ) from None
+        layout, lowered, three_d = "2d", True, False
     representative = None
     if spec.calibration:
         representative = prepared.representative(
@@ -86,8 +120,50 @@ def export_tflite(
             num_samples=CALIBRATION_SAMPLES,  # type: ignore[arg-type]
         )
     data = convert(model, preset, representative=representative)
+    report = audit(data)
+    check_promise(report, preset, model_name=name, conv3d_kept=three_d)
     written = write_tflite(data, path, class_names=prepared.scene.class_names)
-    return ExportedFile(written, data, preset, lowered, layout, int(model.count_params()))
+    return ExportedFile(
+        written, data, preset, lowered, layout, int(model.count_params()), report.precision
+    )
+
+
+def check_promise(report: ModelAudit, preset: str, *, model_name: str, conv3d_kept: bool) -> None:
+    """Raises unless the audited file is what ``preset`` promises (see :func:`export_tflite`)."""
+    from tfhsi.export.presets import PRESETS
+
+    spec = PRESETS.get(preset)
+    if spec.promise is not None and not (report.is_full_int8 and report.precision == spec.promise):
+        ops = sorted({op.name for op in report.float_ops})
+        what = f"op(s) {', '.join(ops)} compute" if ops else "tensors are"
+        fixes = [
+            "allow Conv3D lowering (no --no-lower, no `lower: never`)"
+            if conv3d_kept and "CONV_3D" in ops
+            else "replace that layer with one that has an integer kernel"
+        ]
+        fixes += _mixed_fixes(preset)
+        raise UnsupportedError(
+            f"{model_name}: the {preset} export is not {spec.promise} end to end: {what} in "
+            f"float (audit: precision {report.precision}); {', or '.join(fixes)}."
+        )
+    same = PRESETS.get(spec.same_as) if spec.same_as else None
+    if same is not None and report.is_full_int8 and report.precision == same.promise:
+        raise DuplicateExportError(
+            f"{model_name}: the {preset} export is {same.promise} end to end (the converter "
+            f"left no float op), so it is the {same.name} file; export with preset "
+            f"{same.name} instead.",
+            same_as=same.name,
+        )
+
+
+def _mixed_fixes(preset: str) -> list[str]:
+    from tfhsi.export.presets import PRESETS
+
+    return [
+        f"export with preset {name} to keep the converter's mixed result"
+        for name, other in PRESETS.items()
+        if other.same_as == preset
+    ]
 
 
 AUDIT_KEYS = {"tflm": "tflm", "edgetpu": "edgetpu", "litert": "litert-xnnpack"}

@@ -7,7 +7,11 @@ reproduces the card's accuracy. Every figure on the card is measured here, on th
 
     python tools/release_model.py runs/study_indian_pines/<stamp> --pick mcu \
         --name indian_pines_mcu_student2d_int8 --data-dir ../shared/data
-    python tools/release_model.py RUN --variant student3d_kd --format int8-lowered --name NAME
+    python tools/release_model.py RUN --variant student3d_kd --format int8 --name NAME
+
+``--format`` is the export preset of the run's row (``int8``, ``int8-mixed``, ``fp32`` ...);
+runs recorded before ``int8`` lowered Conv3D itself are read with today's names (their
+``int8-lowered`` rows are ``int8``, their mixed ``int8`` rows ``int8-mixed``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from tfhsi.experiment import evaluate_path, load_run
 from tfhsi.export.inspect import audit
 from tfhsi.profile.targets import load_targets
 from tfhsi.report.aggregate import aggregate_rows, teacher_reference
-from tfhsi.report.results import load_results
+from tfhsi.report.results import current_format, load_results
 
 
 def main() -> int:
@@ -34,7 +38,7 @@ def main() -> int:
     )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--variant", help="with --format; or let --pick choose")
-    parser.add_argument("--format")
+    parser.add_argument("--format", help="the export preset of the row, e.g. int8")
     parser.add_argument(
         "--pick",
         choices=sorted(RULES),
@@ -59,10 +63,15 @@ def main() -> int:
         parser.error("give --variant and --format, or --pick")
     seed = results["seeds"][0] if args.seed is None else args.seed
     row = next(
-        r
-        for r in results["rows"]
-        if r["seed"] == seed and r["variant"] == args.variant and r["format"] == args.format
+        (
+            r
+            for r in results["rows"]
+            if r["seed"] == seed and r["variant"] == args.variant and _format(r) == args.format
+        ),
+        None,
     )
+    if row is None:
+        raise SystemExit(f"{args.run_dir} has no row {args.variant}/{args.format} for seed {seed}")
     teacher_run = Path(
         json.loads((args.run_dir / f"seed_{seed}" / "teacher" / "teacher.json").read_text())[
             "cache"
@@ -148,7 +157,7 @@ def pick(run_dir: Path, rows: list[dict], role: str) -> tuple[str, str, str]:
     else:
         # The XNNPACK verdict is not in the report's rows: read it from the raw ones.
         not_whole = {
-            (r["variant"], r["format"])
+            (r["variant"], _format(r))
             for r in rows
             if not r.get("verdicts", {}).get("litert-xnnpack", {}).get("ok")
         }
@@ -168,6 +177,11 @@ def pick(run_dir: Path, rows: list[dict], role: str) -> tuple[str, str, str]:
         f"over {best.n} seeds"
     )
     return best.variant, best.format, why
+
+
+def _format(row: dict) -> str:
+    """Today's preset name of a raw results.json row (older runs named some differently)."""
+    return current_format(row["format"], row.get("precision"))
 
 
 def card(record: dict, metrics, report) -> str:

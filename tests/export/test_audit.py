@@ -14,7 +14,7 @@ from tfhsi.export.targets import EDGETPU_NOT_RUN, check_all
 
 
 def test_planted_float_op_in_an_int8_model_is_caught_as_a_float_island(converted):
-    report = audit(converted("planted", "int8"))
+    report = audit(converted("planted", "int8-mixed"))
     assert not report.is_full_int8
     assert report.precision == "mixed"
     assert [op.name for op in report.float_ops] == ["ELU"]
@@ -49,7 +49,7 @@ def test_float_models_fail_the_edge_tpu_and_fp16_or_dynamic_fail_tflm(converted)
 
 
 def test_audit_dict_is_json_with_every_op_and_verdict(converted):
-    report = audit(converted("student3d", "int8"))
+    report = audit(converted("student3d", "int8-mixed"))
     d = json.loads(json.dumps(report.to_dict()))
     assert len(d["ops"]) == len(report.ops)
     assert set(d["verdicts"]) == {"litert-xnnpack", "tflm", "edgetpu"}
@@ -60,7 +60,7 @@ def test_audit_dict_is_json_with_every_op_and_verdict(converted):
 def test_tflm_smoke_invokes_int8_model_and_fails_conv3d_model(converted):
     ok = audit(converted("student2d", "int8"), tflm_smoke=True)
     assert ok.smoke[0].ok and ok.verdicts["tflm"].ok
-    bad = audit(converted("student3d", "int8"), tflm_smoke=True)
+    bad = audit(converted("student3d", "int8-mixed"), tflm_smoke=True)
     assert not bad.smoke[0].ok and "CONV_3D" in bad.smoke[0].detail
     assert not bad.verdicts["tflm"].ok
 

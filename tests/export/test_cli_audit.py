@@ -23,7 +23,7 @@ def _app() -> typer.Typer:
 
 def test_audit_json_output_parses_and_flags_conv3d(converted, tmp_path):
     path = tmp_path / "s3d.tflite"
-    path.write_bytes(converted("student3d", "int8"))
+    path.write_bytes(converted("student3d", "int8-mixed"))
     result = runner.invoke(_app(), ["audit", str(path), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -34,7 +34,7 @@ def test_audit_json_output_parses_and_flags_conv3d(converted, tmp_path):
 
 def test_audit_table_shows_islands_and_verdicts(converted, tmp_path):
     path = tmp_path / "s3d.tflite"
-    path.write_bytes(converted("student3d", "int8"))
+    path.write_bytes(converted("student3d", "int8-mixed"))
     result = runner.invoke(_app(), ["audit", str(path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "float island" in result.stdout and "CONV_3D" in result.stdout
@@ -43,7 +43,7 @@ def test_audit_table_shows_islands_and_verdicts(converted, tmp_path):
 
 def test_audit_require_exits_nonzero_when_the_target_is_not_met(converted, tmp_path):
     path = tmp_path / "s3d.tflite"
-    path.write_bytes(converted("student3d", "int8"))
+    path.write_bytes(converted("student3d", "int8-mixed"))
     assert runner.invoke(_app(), ["audit", str(path), "--require", "tflm"]).exit_code == 1
     ok = tmp_path / "s2d.tflite"
     ok.write_bytes(converted("student2d", "int8"))

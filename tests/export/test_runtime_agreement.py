@@ -18,8 +18,8 @@ CASES = [
     ("student2d", "int8"),
     ("student2d", "int16x8"),
     ("student3d", "fp32"),
-    ("student3d", "int8"),
-    ("planted", "int8"),
+    ("student3d", "int8-mixed"),
+    ("planted", "int8-mixed"),
 ]
 
 

@@ -4,8 +4,8 @@ The scene and patch sizes are overridden (the shipped recipes target real scenes
 variant, step and export of the recipe runs. Recipes that differ only in their name,
 description and scene (``kd_indian_pines`` / ``kd_pavia``) are the same run once the scene is
 overridden, so each such group runs once, and a test checks every shipped recipe is in a
-group. One teacher cache is shared by the session, as between real runs. TFLite Micro and
-maps run in the kd recipes only (speed).
+group. One teacher cache is shared by the session, as between real runs. TFLite Micro runs in
+every recipe (every int8 file must load in it); maps in the kd recipes only (speed).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def overrides_for(name: str) -> tuple[str, ...]:
         "quick.epochs=1",
         "quick.latency_runs=2",
     ]
-    sets += [f"profile.tflm={'true' if kd else 'false'}", f"maps={'true' if kd else 'false'}"]
+    sets += ["profile.tflm=true", f"maps={'true' if kd else 'false'}"]
     sets += [
         f"variants.{i}.student.patch=5"
         for i, v in enumerate(recipe.variants)
@@ -92,12 +92,36 @@ def test_shipped_recipe_runs_quick_on_synthetic(
     html = (run_dir / "report.html").read_text()
     assert "QUICK RUN" in html and "SYNTHETIC" in html
     assert not [p for p in run_dir.rglob("*") if ".part" in p.name]
+    _assert_int8_files_are_int8_and_run_on_tflm(run_dir, results["rows"])
     if name.startswith("kd_"):
-        lowered = [r for r in results["rows"] if r["format"] == "int8-lowered"]
-        assert lowered and all(r["full_int8"] and r["arena_bytes"] for r in lowered)
-        assert all(r["targets"]["cortex-m7"]["fits"] for r in lowered)
+        int8 = [r for r in results["rows"] if r["format"] == "int8"]
+        assert {r["variant"] for r in int8} == {v.name for v in recipe.variants}
+        assert all(r["targets"]["cortex-m7"]["fits"] for r in int8)
+        lowered = [r for r in int8 if r["variant"].startswith("student3d")]
+        assert lowered and all(any("Conv3D lowered" in n for n in r["notes"]) for r in lowered)
         assert any(r.get("map") for r in results["rows"])
         _assert_exports_reevaluate(results["rows"])
+
+
+def _assert_int8_files_are_int8_and_run_on_tflm(run_dir: Path, rows: list[dict]) -> None:
+    """A file named int8 (int8, int16x8) is integer end to end by its audit and TFLite Micro
+    runs it; int8-mixed files are the converter's mixed result."""
+    from tfhsi.export.inspect import audit
+    from tfhsi.export.presets import PRESETS
+
+    promised = {name: spec.promise for name, spec in PRESETS.items() if spec.promise}
+    by_file = {Path(r["tflite"]).resolve(): r for r in rows if r.get("tflite")}
+    files = sorted(run_dir.rglob("*.tflite"))
+    assert files and set(by_file) == {f.resolve() for f in files}
+    for path in files:
+        report, row = audit(path), by_file[path.resolve()]
+        assert row["precision"] == report.precision, path
+        if ("int8" in path.name and "mixed" not in path.name) or path.stem in promised:
+            assert report.is_full_int8 and report.precision == promised[path.stem], path
+            assert row["full_int8"] and row["arena_bytes"] and not row["tflm_error"], path
+        if "mixed" in path.name:
+            assert report.precision == "mixed", path
+            assert any(op.name == "CONV_3D" for op in report.float_ops), path
 
 
 def _assert_exports_reevaluate(rows: list[dict]) -> None:
@@ -105,7 +129,41 @@ def _assert_exports_reevaluate(rows: list[dict]) -> None:
     from tfhsi.experiment import evaluate_path, find_run_dir, load_run
 
     for row in rows:
-        if row["format"] in ("int8", "int8-lowered") and row["variant"] != "teacher":
+        if row["format"] == "int8" and row["variant"] != "teacher":
             path = Path(row["tflite"])
             metrics = evaluate_path(path, load_run(find_run_dir(path)))
             assert metrics.oa == pytest.approx(row["oa"], abs=1e-9), row["variant"]
+
+
+@pytest.mark.slow
+def test_int8_mixed_of_a_model_the_converter_makes_int8_is_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiny_recipe import tiny_recipe
+
+    from tfhsi.recipes.schema import Recipe
+
+    monkeypatch.setenv("TFHSI_CACHE_DIR", str(tmp_path / "cache"))
+    variant = {"name": "ptq", "export": ["int8", "int8-mixed"]}  # a 2-D teacher: no float op
+    recipe = Recipe.model_validate(tiny_recipe("skip", seeds=[0], variants=[variant]))
+    lines: list[str] = []
+    run_dir = run_recipe(recipe, out=tmp_path / "run", log=lines.append)
+    rows = json.loads((run_dir / "results.json").read_text())["rows"]
+    ptq = {r["format"]: r for r in rows if r["variant"] == "ptq"}
+    assert set(ptq) == {"keras", "int8"} and ptq["int8"]["precision"] == "int8"
+    assert any("int8-mixed not exported" in n and "int8 file" in n for n in ptq["int8"]["notes"])
+    assert not list(run_dir.rglob("int8-mixed.tflite"))
+    assert any("int8-mixed: the converter's result has no float op" in line for line in lines)
+
+
+def test_a_resumed_int8_row_of_an_older_run_that_is_not_int8_is_measured_again(
+    tmp_path: Path,
+) -> None:
+    from tfhsi.recipes.deploy import _resumed
+
+    old, ok = tmp_path / "old.row.json", tmp_path / "ok.row.json"
+    old.write_text(json.dumps({"format": "int8", "precision": "mixed", "error": None}))
+    ok.write_text(json.dumps({"format": "int8", "precision": "int8", "error": None}))
+    assert _resumed(old, "int8") is None and _resumed(tmp_path / "none.row.json", None) is None
+    assert _resumed(ok, "int8") == {"format": "int8", "precision": "int8", "error": None}
+    assert _resumed(old, None) is not None  # int8-mixed: no promise to keep

@@ -92,7 +92,7 @@ def test_compare_sets_two_runs_side_by_side(tmp_path: Path) -> None:
     runs = {row.cells[0] for row in table.rows}
     assert runs == {"kd_indian_pines [SYNTHETIC, QUICK]", "other"}
     assert len(table.rows) == 2 * 8
-    seeds = {row.cells[0]: row.cells[2] for row in table.rows if row.cells[1] == "teacher/keras"}
+    seeds = {row.cells[0]: row.cells[3] for row in table.rows if row.cells[1] == "teacher/keras"}
     assert seeds == {"kd_indian_pines [SYNTHETIC, QUICK]": "2", "other": "3"}
     written = write_compare([a, b], tmp_path / "cmp")
     md = written["compare.md"].read_text()

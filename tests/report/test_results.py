@@ -138,3 +138,52 @@ def test_columns_holding_only_dashes_are_dropped_but_spanning_failures_kept() ->
         ["b", "91", "—"],
         ["c", "failed: x"],
     ]
+
+
+def _record(rows: list[dict]) -> dict:
+    return {"recipe": "r", "dataset": {"name": "d"}, "seeds": [0], "rows": rows}
+
+
+def test_old_records_are_read_with_today_s_export_names(tmp_path: Path) -> None:
+    """Older versions named the Conv3D-lowered file ``int8-lowered`` and the converter's
+    mixed result ``int8``: a report picks the former as today's int8."""
+    old = [
+        {"seed": 0, "variant": "ptq", "format": "keras", "oa": 0.97},
+        {"seed": 0, "variant": "ptq", "format": "int8", "precision": "mixed", "oa": 0.97,
+         "full_int8": False},
+        {"seed": 0, "variant": "ptq", "format": "int8-lowered", "precision": "int8", "oa": 0.95,
+         "full_int8": True},
+        {"seed": 0, "variant": "ptq", "format": "int16x8-lowered", "precision": "int16x8",
+         "oa": 0.96, "full_int8": True},
+        {"seed": 0, "variant": "s2d", "format": "int8", "precision": "int8", "oa": 0.9,
+         "full_int8": True},
+    ]  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps(_record(old)))
+    results = load_results(tmp_path)
+    formats = [(r.variant, r.format, r.precision) for r in results.rows]
+    assert formats == [
+        ("ptq", "keras", None),
+        ("ptq", "int8-mixed", "mixed"),
+        ("ptq", "int8", "int8"),
+        ("ptq", "int16x8", "int16x8"),
+        ("s2d", "int8", "int8"),
+    ]
+    best = best_int8(aggregate_rows(results.rows))
+    assert best is not None and best.label == "ptq/int8" and best.oa.mean == 0.95  # type: ignore[union-attr]
+
+
+def test_report_tables_show_the_precision_the_audit_found() -> None:
+    from tfhsi.report.results import RunResults
+    from tfhsi.report.tables import headline_table, seeds_table
+
+    rows = [
+        {"seed": 0, "variant": "teacher", "format": "keras", "oa": 0.97},
+        {"seed": 0, "variant": "ptq", "format": "int8", "precision": "int8", "oa": 0.95},
+        {"seed": 0, "variant": "ptq", "format": "int8-mixed", "precision": "mixed", "oa": 0.96},
+    ]
+    results = RunResults.from_dict(_record(rows))
+    for table in (headline_table(results, aggregate_rows(results.rows)), seeds_table(results)):
+        names = [c.name for c in table.columns]
+        fmt, precision = names.index("format"), names.index("precision")
+        shown = {(r.cells[fmt], r.cells[precision]) for r in table.rows}
+        assert {("int8", "int8"), ("int8-mixed", "mixed")} <= shown, table.title

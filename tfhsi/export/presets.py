@@ -2,7 +2,10 @@
 the runner and the reports read. Adding a preset is adding a row here (see CONTRIBUTING.md).
 
 A preset is a *request*; what a file is comes from :func:`tfhsi.export.inspect.audit` of the
-file (its op table), and names in reports and cards follow the audit.
+file (its op table), and reports and cards show the audit's precision. A preset with a
+``promise`` is held to it: ``int8`` and ``int16x8`` files are integer end to end (Conv3D is
+lowered to Conv2D for them), or the export fails (:func:`tfhsi.deployment.export_tflite`);
+``int8-mixed`` is the converter's default result, float islands and all.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Literal
 
 from tfhsi.registry import Registry
 
-Conv3d = Literal["as_is", "also_lowered", "lowered_only"]
+Conv3d = Literal["lower", "keep"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,15 @@ class PresetSpec:
         description: One line for help texts.
         weights, activations: The dtypes it asks for (the audit says what the file has).
         calibration: Needs representative data (activation ranges).
-        conv3d: What a model with Conv3D gets: exported as is, as is *and* with Conv3D lowered
-            to Conv2D (``<name>-lowered``), or only lowered (the op set has no CONV_3D).
+        conv3d: What a model with Conv3D gets: ``"lower"``: its Conv3D layers are lowered to
+            Conv2D first (TFLite has no integer CONV_3D kernel), the file keeps the preset's
+            name; ``"keep"``: converted as is.
+        promise: The precision the audit must find in the file (every op integer, see
+            :func:`tfhsi.export.inspect.audit`); otherwise the export fails, naming the float
+            ops. None: the audit's precision is recorded, not enforced.
+        same_as: The preset whose file this one is when the audit finds that preset's
+            ``promise`` met (e.g. ``int8-mixed`` of a model with no float op is the ``int8``
+            file): such an export is refused as a duplicate.
         optimize: Ask the converter for ``Optimize.DEFAULT``.
         float16: Weights stored as float16.
         io: Input/output dtype of the file (None: float32).
@@ -39,7 +49,9 @@ class PresetSpec:
     weights: str
     activations: str
     calibration: bool = False
-    conv3d: Conv3d = "as_is"
+    conv3d: Conv3d = "keep"
+    promise: Literal["int8", "int16x8"] | None = None
+    same_as: str | None = None
     optimize: bool = True
     float16: bool = False
     io: Literal["int8", "int16"] | None = None
@@ -60,14 +72,19 @@ _TABLE = (
     ),
     PresetSpec("dynamic", "int8 weights, float32 activations (dynamic range)", "int8", "float32"),
     PresetSpec(
-        "int8", "full integer quantisation, int8 input and output", "int8", "int8",
-        calibration=True, conv3d="also_lowered", io="int8",
+        "int8", "full integer quantisation, int8 end to end (Conv3D lowered), int8 input and output",
+        "int8", "int8", calibration=True, conv3d="lower", io="int8", promise="int8",
         runtimes=("litert-xnnpack", "tflm", "edgetpu"),
     ),
     PresetSpec(
-        "int16x8", "int16 activations, int8 weights, int16 input and output", "int8", "int16",
-        calibration=True, conv3d="lowered_only", io="int16", ops="int16x8",
-        runtimes=("litert-xnnpack", "tflm"),
+        "int8-mixed", "the converter's int8 result as is: int8 where kernels exist, float "
+        "islands elsewhere (e.g. CONV_3D); no lowering", "int8", "int8 + float32 islands",
+        calibration=True, io="int8", same_as="int8",
+    ),
+    PresetSpec(
+        "int16x8", "int16 activations, int8 weights, int16 input and output (Conv3D lowered)",
+        "int8", "int16", calibration=True, conv3d="lower", io="int16", ops="int16x8",
+        promise="int16x8", runtimes=("litert-xnnpack", "tflm"),
     ),
 )  # fmt: skip
 for _spec in _TABLE:
@@ -75,9 +92,6 @@ for _spec in _TABLE:
 
 PRESET_NAMES: tuple[str, ...] = tuple(spec.name for spec in _TABLE)
 """The preset names in table order."""
-
-LOWERED_SUFFIX = "-lowered"
-"""Label of an export whose Conv3D layers were lowered to Conv2D first."""
 
 
 class _PresetEnum(str, Enum):
@@ -106,23 +120,22 @@ class _PresetEnum(str, Enum):
 
 
 Preset = _PresetEnum(  # type: ignore[call-overload]
-    "Preset", {n.upper(): n for n in PRESET_NAMES}, module=__name__, qualname="Preset"
+    "Preset",
+    {n.upper().replace("-", "_"): n for n in PRESET_NAMES},
+    module=__name__,
+    qualname="Preset",
 )
-"""The presets as an enum (``Preset.INT8``), generated from :data:`PRESETS`."""
+"""The presets as an enum (``Preset.INT8``, ``Preset.INT8_MIXED``), generated from :data:`PRESETS`."""
 
 
-def export_jobs(presets: list[str], *, three_d: bool) -> list[tuple[str, str, bool]]:
-    """(label, preset, lowered) for each export a model gets from ``presets``.
+def lowers_conv3d(preset: str, *, three_d: bool) -> bool:
+    """Whether ``preset`` lowers the Conv3D layers of a model (``three_d``: it has some)."""
+    return three_d and PRESETS.get(preset).conv3d == "lower"
 
-    A model with Conv3D (``three_d``, when lowering is allowed) follows each preset's
-    ``conv3d`` rule: e.g. int8 gives ``int8`` (the converter's result, audited as it is) and
-    ``int8-lowered``; int16x8 only ``int16x8-lowered``.
+
+def export_jobs(presets: list[str], *, three_d: bool) -> list[tuple[str, bool]]:
+    """(preset, lower) for each export a model gets from ``presets``: one file per preset,
+    named after it; a model with Conv3D (``three_d``, when lowering is allowed) is lowered for
+    the presets whose ``conv3d`` rule says so (int8, int16x8), never for the others.
     """
-    jobs: list[tuple[str, str, bool]] = []
-    for name in presets:
-        rule = PRESETS.get(name).conv3d if three_d else "as_is"
-        if rule in ("as_is", "also_lowered"):
-            jobs.append((name, name, False))
-        if rule in ("also_lowered", "lowered_only"):
-            jobs.append((name + LOWERED_SUFFIX, name, True))
-    return jobs
+    return [(name, lowers_conv3d(name, three_d=three_d)) for name in presets]

@@ -75,57 +75,89 @@ def export_rows(
 ) -> list[dict[str, Any]]:
     """Exports ``state.model`` with each preset the state allows and measures each file.
 
-    A model with Conv3D layers (and ``lower``) follows each preset's ``conv3d`` rule in the
-    preset table (:func:`tfhsi.export.presets.export_jobs`).
+    One file per preset, named after it (``<preset>.tflite``); a model with Conv3D layers (and
+    ``lower``) is lowered for the presets whose ``conv3d`` rule says so
+    (:func:`tfhsi.export.presets.export_jobs`). An export that would duplicate another
+    preset's file (``int8-mixed`` of a model the converter makes int8 end to end) is skipped;
+    the note goes to the row of that preset (else to the first row).
     """
-    from tfhsi.export.presets import export_jobs
+    from tfhsi.export.presets import PRESETS, export_jobs
 
     allowed = [p for p in presets if state.exports is None or p in state.exports]
     three_d = lower and not state.lowered and has_conv3d(state.model)
-    rows = []
-    for label, preset, lowered in export_jobs(allowed, three_d=three_d):
-        row_file = folder / f"{label}.row.json"
-        if row_file.is_file():  # resumed run: measured already
-            rows.append(json.loads(row_file.read_text(encoding="utf-8")))
-            continue
-        log(f"  export {label}")
-        row = _measure_export(state, label, preset, folder, settings, lower=lowered)
-        write_json(row_file, row)
-        rows.append(row)
+    rows, skipped = [], []
+    for preset, lowered in export_jobs(allowed, three_d=three_d):
+        row_file = folder / f"{preset}.row.json"
+        row = _resumed(row_file, PRESETS.get(preset).promise)
+        if row is None:
+            log(f"  export {preset}")
+            row = _measure_export(state, preset, folder, settings, lower=lowered)
+            write_json(row_file, row)
+        if row.get("skipped"):
+            skipped.append(row)
+        else:
+            rows.append(row)
+    for skip in skipped:
+        log(f"  {skip['format']}: {skip['skipped']}")
+        host = next((r for r in rows if r["format"] == skip.get("same_as")), None)
+        host = host or (rows[0] if rows else None)
+        if host is not None:
+            host["notes"] = [
+                *host.get("notes", []),
+                f"{skip['format']} not exported: {skip['skipped']}",
+            ]
     return rows
+
+
+def _resumed(row_file: Path, promise: str | None) -> dict[str, Any] | None:
+    """The row a resumed run measured already, unless it breaks the preset's promise (a row
+    written before int8 files were held to it)."""
+    if not row_file.is_file():
+        return None
+    row: dict[str, Any] = json.loads(row_file.read_text(encoding="utf-8"))
+    if promise is not None and not row.get("error") and row.get("precision") != promise:
+        return None
+    return row
 
 
 def _measure_export(
     state: ModelState,
-    label: str,
     preset: str,
     folder: Path,
     settings: DeploySettings,
     *,
     lower: bool,
 ) -> dict[str, Any]:
-    from tfhsi.deployment import export_tflite, measure
+    from tfhsi.deployment import DuplicateExportError, export_tflite, measure
 
     row: dict[str, Any] = {
-        "format": label,
+        "format": preset,
         "parameters": int(state.model.count_params()),
         "error": None,
         "notes": [],
     }
-    if state.lowered or lower:
-        row["notes"].append("Conv3D lowered to Conv2D (same function, rank-4 graph)")
     try:
         exported = export_tflite(
             state.model,
             preset,
-            folder / f"{label}.tflite",
+            folder / f"{preset}.tflite",
             prepared=state.prepared,
             patch=state.patch,
             layout=state.layout,
             lower=lower,
         )
-        row["tflite"] = str(exported.path)
-        row["parameters"] = exported.parameters
+    except DuplicateExportError as exc:
+        why = f"the converter's result has no float op, so it is the {exc.same_as} file"
+        return {"format": preset, "skipped": why, "same_as": exc.same_as}
+    except TfhsiError as exc:
+        row["error"] = str(exc)
+        return row
+    if state.lowered or exported.lowered:
+        row["notes"].append("Conv3D lowered to Conv2D (same function, rank-4 graph)")
+    row["tflite"] = str(exported.path)
+    row["parameters"] = exported.parameters
+    row["layout"] = exported.layout
+    try:
         row.update(_accuracy(exported.path, replace(state, layout=exported.layout), settings))
         row.update(
             measure(

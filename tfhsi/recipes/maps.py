@@ -7,14 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tfhsi.export.presets import LOWERED_SUFFIX
 from tfhsi.methods import ModelState
 
 
 def map_deployed(
     state: ModelState, rows: list[dict[str, Any]], folder: Path, run_dir: Path
 ) -> None:
-    """Draws the map of the variant's most deployable export: full int8, then int8, then any."""
+    """Draws the map of the variant's most deployable export: integer end to end by the audit
+    (int8 before int16x8), then any; the most accurate among equals."""
     from tfhsi.profile.interpreter import TFLiteModel
 
     exported = [r for r in rows if r.get("tflite") and not r.get("error")]
@@ -22,9 +22,13 @@ def map_deployed(
         return
     row = max(
         exported,
-        key=lambda r: (bool(r.get("full_int8")), r["format"].startswith("int8"), r.get("oa") or 0),
+        key=lambda r: (
+            bool(r.get("full_int8")),
+            r.get("precision") == "int8",
+            r.get("oa") or 0,
+        ),
     )
-    layout = "2d" if row["format"].endswith(LOWERED_SUFFIX) else state.layout
+    layout = row.get("layout") or state.layout
     model = TFLiteModel(row["tflite"])
     path = folder / f"map_{row['format']}.png"
     row["map"] = draw_map(replace(state, layout=layout), model.predict, row, path, run_dir)

@@ -19,7 +19,9 @@ __all__ = [
     "teacher_reference",
 ]
 
-INT8_FORMATS = ("int8", "int8-lowered")
+INT8_FORMATS = ("int8",)
+"""Formats :func:`best_int8` picks from (records of older versions are read with today's
+names: ``int8-lowered`` is ``int8``, see :func:`tfhsi.report.results.current_format`)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ class TargetSummary:
 
 @dataclass(frozen=True)
 class AggregateRow:
-    """One variant in one format, over the seeds where it succeeded."""
+    """One variant in one format (the preset asked for), over the seeds where it succeeded;
+    ``precision``: what the audit of the files found (``a / b`` when seeds differ)."""
 
     variant: str
     format: str
@@ -67,6 +70,7 @@ class AggregateRow:
     aa: MeanStd | None
     kappa: MeanStd | None
     per_class: tuple[MeanStd | None, ...]
+    precision: str | None = None
     confusion: np.ndarray | None = field(default=None, compare=False)
     parameters: float | None = None
     macs: float | None = None
@@ -158,6 +162,7 @@ def _aggregate(group: list[ResultRow]) -> AggregateRow:
         aa=MeanStd.of([r.aa for r in ok]),
         kappa=MeanStd.of([r.kappa for r in ok]),
         per_class=per_class,
+        precision=" / ".join(sorted({r.precision for r in ok if r.precision})) or None,
         confusion=_confusion(ok),
         parameters=_mean(ok, lambda r: r.parameters),
         macs=_mean(ok, lambda r: r.macs),
@@ -198,8 +203,11 @@ def teacher_reference(rows: Sequence[AggregateRow]) -> AggregateRow | None:
 
 
 def best_int8(rows: Sequence[AggregateRow]) -> AggregateRow | None:
-    """The int8 result with the highest mean OA, preferring compressed variants over the teacher."""
-    candidates = [r for r in rows if r.format in INT8_FORMATS and r.oa is not None]
+    """The int8 result with the highest mean OA, preferring compressed variants over the teacher
+    and files the audit found int8 end to end."""
+    candidates = [
+        r for r in rows if (r.format in INT8_FORMATS or r.precision == "int8") and r.oa is not None
+    ]
     students = [r for r in candidates if not r.is_teacher] or candidates
     if not students:
         return None

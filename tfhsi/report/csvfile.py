@@ -13,7 +13,7 @@ __all__ = ["CSV_COLUMNS", "results_csv"]
 
 CSV_COLUMNS = (
     "recipe", "dataset", "synthetic", "quick", "split", "seed", "variant", "model", "stage",
-    "format", "oa", "aa", "kappa", "parameters", "macs", "size_bytes", "gzip_bytes", "sparsity",
+    "format", "precision", "oa", "aa", "kappa", "parameters", "macs", "size_bytes", "gzip_bytes", "sparsity",
     "latency_ms", "latency_threads", "arena_bytes", "full_int8", "tflite", "map", "error", "notes",
 )  # fmt: skip
 

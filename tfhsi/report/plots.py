@@ -26,7 +26,7 @@ from tfhsi.report.tables import COSTS
 __all__ = ["confusion_plot", "pareto_plot", "per_class_plot", "run_stamp", "write_plots"]
 
 MARKERS = {"keras": "o", "fp32": "s", "fp16": "^", "dynamic": "v", "int8": "*", "int16x8": "P",
-           "int8-lowered": "X", "int16x8-lowered": "D"}  # fmt: skip
+           "int8-mixed": "X"}  # fmt: skip
 WARN = "#c0392b"
 
 

@@ -20,16 +20,31 @@ from tfhsi.atomic import write_json
 from tfhsi.errors import DataFormatError
 
 __all__ = [
+    "LEGACY_FORMATS",
     "RESULTS_FILE",
     "DatasetInfo",
     "ResultRow",
     "RunResults",
     "TargetFit",
+    "current_format",
     "load_results",
     "write_results",
 ]
 
 RESULTS_FILE = "results.json"
+
+LEGACY_FORMATS = {"int8-lowered": "int8", "int16x8-lowered": "int16x8"}
+"""Export labels of older records → today's preset: the Conv3D-lowered files are today's
+``int8`` / ``int16x8`` (those presets lower Conv3D themselves)."""
+
+
+def current_format(fmt: str, precision: str | None) -> str:
+    """Today's name of an export recorded as ``fmt``: ``int8-lowered`` → ``int8``; an ``int8``
+    row whose audit found float islands (the converter's default, as older versions named
+    it) → ``int8-mixed``; anything else unchanged."""
+    if fmt == "int8" and precision == "mixed":
+        return "int8-mixed"
+    return LEGACY_FORMATS.get(fmt, fmt)
 
 
 @dataclass
@@ -60,14 +75,17 @@ class DatasetInfo:
 class ResultRow:
     """One measured model: a seed, a variant (teacher, student, ...) and a format.
 
-    ``format`` is ``"keras"`` for the Keras model or the ``.tflite`` flavour (``fp32``,
-    ``fp16``, ``dynamic``, ``int8``, ``int16x8``, ``int8-lowered``). Paths are relative
+    ``format`` is ``"keras"`` for the Keras model or the export preset that was asked for
+    (``fp32``, ``fp16``, ``dynamic``, ``int8``, ``int8-mixed``, ``int16x8``); ``precision`` is
+    what the audit of the file found (``int8``, ``mixed``, ``dynamic-range`` ...). Records of
+    older versions are read with today's names (:func:`current_format`). Paths are relative
     to the run directory.
     """
 
     seed: int
     variant: str
     format: str
+    precision: str | None = None
     model: str = ""
     stage: str = ""
     oa: float | None = None
@@ -327,10 +345,12 @@ _ROW_KINDS = {
 
 def _parse_row(r: _Reader, data: Any, where: str, n_classes: int) -> ResultRow:
     d = r.obj(data, where)
+    precision = r.get(d, "precision", where, "str?", default=None)
     values: dict[str, Any] = {
         "seed": r.get(d, "seed", where, "int"),
         "variant": r.get(d, "variant", where, "str"),
-        "format": r.get(d, "format", where, "str"),
+        "format": current_format(r.get(d, "format", where, "str"), precision),
+        "precision": precision,
     }
     for key, kind in _ROW_KINDS.items():
         values[key] = r.get(d, key, where, kind, default=None)

@@ -181,7 +181,8 @@ def headline_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table:
         title="Headline results",
         columns=[
             Column("variant", "left"), Column("model", "left"), Column("format", "left"),
-            Column("seeds"), Column("OA %"), Column("AA %"), Column("κ ×100"), Column("ΔOA pp"),
+            Column("precision", "left"), Column("seeds"), Column("OA %"), Column("AA %"),
+            Column("κ ×100"), Column("ΔOA pp"),
             Column("params"), Column("MACs"), Column(".tflite"), Column("gzip"),
             Column("sparsity %"), Column("latency ms"), Column("arena"), Column("int8 e2e", "center"),
             Column("fits", "left", wrap=True),
@@ -190,7 +191,7 @@ def headline_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table:
     for row in rows:
         if row.all_failed:
             message = f"failed: {_one_line(row.failures[0][1], 100)}"
-            cells = [row.variant, row.model or DASH, row.format, _seeds(row), message]
+            cells = [row.variant, row.model or DASH, row.format, DASH, _seeds(row), message]
             table.rows.append(TableRow(cells, "failed"))  # the message spans the rest
             continue
         if reference is None or row.oa is None:
@@ -207,8 +208,8 @@ def headline_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table:
         table.rows.append(
             TableRow(
                 [
-                    row.variant, row.model or DASH, row.format, _seeds(row),
-                    fmt_stat(row.oa), fmt_stat(row.aa), fmt_stat(row.kappa), delta,
+                    row.variant, row.model or DASH, row.format, row.precision or DASH,
+                    _seeds(row), fmt_stat(row.oa), fmt_stat(row.aa), fmt_stat(row.kappa), delta,
                     fmt_count(row.parameters), fmt_count(row.macs), raw, gzip,
                     fmt_fraction(row.sparsity), latency, fmt_bytes(row.arena_bytes),
                     fmt_bool(row.full_int8), _fits(row),
@@ -221,13 +222,15 @@ def headline_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table:
         f"mean ± sample std (ddof=1) over seeds {seeds}; Kappa × 100; ΔOA in percentage points "
         f"against the teacher{f' ({reference.label})' if reference else ''}.",
         f"latency: measured on the host CPU{on}, not on a microcontroller.",
+        "format: the export preset asked for; precision: what the audit of the file found "
+        "(mixed: float ops between integer ones).",
         ".tflite / gzip: file size raw and gzip-compressed; arena: TFLite Micro tensor arena; "
         "int8 e2e: every op and the input/output run in int8; fits: targets whose flash, RAM "
         "and op set hold the model.",
         "★ Pareto-optimal: no other result is both smaller (gzip size) or faster (latency) "
         "and more accurate.",
     ]
-    return table.without_empty_columns(keep=4)
+    return table.without_empty_columns(keep=3)
 
 
 def short_reasons(reasons: Sequence[str]) -> str:
@@ -310,7 +313,8 @@ def seeds_table(results: RunResults) -> Table:
         title="Per-seed results",
         columns=[
             Column("seed"), Column("variant", "left"), Column("format", "left"),
-            Column("OA %"), Column("AA %"), Column("κ ×100"), Column(".tflite"), Column("gzip"),
+            Column("precision", "left"), Column("OA %"), Column("AA %"), Column("κ ×100"),
+            Column(".tflite"), Column("gzip"),
             Column("latency ms"), Column("arena"), Column("int8 e2e", "center"),
             Column("status", "left", wrap=True),
         ],
@@ -320,7 +324,8 @@ def seeds_table(results: RunResults) -> Table:
         table.rows.append(
             TableRow(
                 [
-                    str(r.seed), r.variant, r.format, fmt_fraction(r.oa), fmt_fraction(r.aa),
+                    str(r.seed), r.variant, r.format, r.precision or DASH,
+                    fmt_fraction(r.oa), fmt_fraction(r.aa),
                     fmt_fraction(r.kappa), fmt_bytes(r.size_bytes), fmt_bytes(r.gzip_bytes),
                     fmt_ms(r.latency_ms), fmt_bytes(r.arena_bytes), fmt_bool(r.full_int8), status,
                 ],
@@ -390,9 +395,9 @@ def compare_table(runs: Sequence[Run]) -> Table:
     table = Table(
         title="Runs compared",
         columns=[
-            Column("run", "left"), Column("variant/format", "left"), Column("seeds"),
-            Column("OA %"), Column("AA %"), Column("κ ×100"), Column("params"), Column("gzip"),
-            Column("latency ms"), Column("arena"), Column("int8 e2e", "center"),
+            Column("run", "left"), Column("variant/format", "left"), Column("precision", "left"),
+            Column("seeds"), Column("OA %"), Column("AA %"), Column("κ ×100"), Column("params"),
+            Column("gzip"), Column("latency ms"), Column("arena"), Column("int8 e2e", "center"),
             Column("fits", "left", wrap=True),
         ],
     )  # fmt: skip
@@ -402,13 +407,15 @@ def compare_table(runs: Sequence[Run]) -> Table:
         for row in rows:
             if row.all_failed:
                 message = f"failed: {_one_line(row.failures[0][1], 100)}"
-                table.rows.append(TableRow([name, row.label, _seeds(row), message], "failed"))
+                cells = [name, row.label, DASH, _seeds(row), message]
+                table.rows.append(TableRow(cells, "failed"))
                 continue
             table.rows.append(
                 TableRow(
                     [
-                        name, row.label, _seeds(row), fmt_stat(row.oa), fmt_stat(row.aa),
-                        fmt_stat(row.kappa), fmt_count(row.parameters), fmt_bytes(row.deploy_bytes),
+                        name, row.label, row.precision or DASH, _seeds(row), fmt_stat(row.oa),
+                        fmt_stat(row.aa), fmt_stat(row.kappa), fmt_count(row.parameters),
+                        fmt_bytes(row.deploy_bytes),
                         fmt_ms(row.latency), fmt_bytes(row.arena_bytes), fmt_bool(row.full_int8),
                         _fits(row),
                     ],
