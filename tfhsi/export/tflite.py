@@ -234,8 +234,8 @@ def _conversion_error(exc: Exception, preset: Preset, model: Any) -> TfhsiError:
         return UnsupportedError(
             f"{name}: the int16x8 preset cannot convert {what}: the "
             "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 op set has no kernel "
-            f"for it (converter: {_first_lines(text)}). Use the int8 preset (and audit the "
-            "result), or replace that layer."
+            f"for it (converter: {_first_lines(text)}). Use the int8 preset, or replace that "
+            "layer."
         )
     if op and ("supported" in text or "legalize" in text or "flex" in text.lower()):
         return UnsupportedError(
