@@ -90,7 +90,7 @@ def _export(scene, split, folder: Path, *, pca: int | None, metadata_normalisati
     model = build_model(
         "student2d", bands=prepared.bands, n_classes=scene.n_classes, patch_size=5, seed=0
     )
-    api.train(model, prepared, epochs=10, lr=3e-3, patience=None)
+    api.fit(model, prepared, epochs=10, lr=3e-3, patience=None)
     path = folder / f"model_pca{pca}.tflite"
     exported = export_tflite(model, "int8", path, prepared=prepared)
     t = prepared.transform
