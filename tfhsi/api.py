@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfhsi.errors import ConfigError
-from tfhsi.layouts import infer_layout
 from tfhsi.methods import METHODS, ModelState, StepContext, run_step
 
 if TYPE_CHECKING:
@@ -28,18 +27,18 @@ def model_state(model: keras.Model, data: PreparedScene, *, name: str | None = N
     """``model`` with the patches of ``data`` that fit its input shape.
 
     Raises:
-        ConfigError: the input is no ``(k, k, B)``, ``(k, k, B, 1)`` or ``(B, 1)`` shape with the
-            data's band count.
+        DataFormatError: the input is no ``(k, k, B)``, ``(k, k, B, 1)`` or ``(B, 1)`` shape.
+        ConfigError: it takes another band count than the data has.
     """
-    shape = tuple(model.input_shape[1:])
-    found = infer_layout(shape)
-    if found is None or found[2] != data.bands:
+    from tfhsi.experiment.folders import ModelInput
+
+    given = ModelInput.of(model, source=f"model {model.name!r}")
+    if given.bands != data.bands:
         raise ConfigError(
-            f"model {model.name!r} takes inputs of shape {shape}; this data feeds "
-            f"(k, k, {data.bands}), (k, k, {data.bands}, 1) patches or a ({data.bands}, 1) "
-            "spectrum. Build the model for the data's band count (after its PCA)."
+            f"model {model.name!r} takes {given.bands} bands; this data feeds {data.bands} "
+            "(after its PCA). Build the model for the data's band count."
         )
-    layout, patch, _ = found
+    layout, patch = given.layout, given.patch
     return ModelState(model, name or model.name, layout, patch, data)
 
 

@@ -91,15 +91,10 @@ def export_tflite(
 
     spec = PRESETS.get(preset)
     if patch is None or layout is None:
-        from tfhsi.layouts import infer_layout
+        from tfhsi.experiment.folders import ModelInput
 
-        found = infer_layout(tuple(model.input_shape[1:]))
-        if found is None:
-            raise ConfigError(
-                f"cannot tell the patches {model.name!r} takes from its input shape "
-                f"{tuple(model.input_shape[1:])}; pass patch= and layout=."
-            )
-        layout, patch, _ = found
+        given = ModelInput.of(model, source=f"model {model.name!r}")
+        layout, patch = given.layout, given.patch
     name, lowered = model.name, False
     three_d = has_conv3d(model)
     if lower and three_d and spec.conv3d == "lower":

@@ -359,6 +359,12 @@ class ModelSource:
         )
         return model
 
+    @property
+    def file(self) -> Path | None:
+        """The user's file this model is read from (a builder's ``.py`` or a saved model)."""
+        parsed = _parse(self.ref)
+        return Path(parsed.target) if parsed.is_file else None
+
     def input_size(
         self, scene_bands: int, *, patch: int | None = None, pca: int | None = None
     ) -> tuple[int, int | None]:

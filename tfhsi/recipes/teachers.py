@@ -63,11 +63,11 @@ def cached_training(spec: Any, scene: SceneData, *, data_dir: Any, log: Log) -> 
 
     spec = spec.resolved(scene.n_bands)
     defined = {"spec": spec.to_dict(), "scene": scene.name, "sources": scene.sources, "format": 1}
-    code = _model_file(spec.model)
-    if code is not None:  # the user's file: an edited builder or model trains anew
-        defined["model_sha256"] = sha256_file(code)
+    source = spec.source()
+    if source.file is not None:  # the user's file: an edited builder or model trains anew
+        defined["model_sha256"] = sha256_file(source.file)
     key = stable_hash(defined)
-    name = spec.source().name
+    name = source.name
     folder = cache_dir() / "teachers" / f"{name}-{key[:16]}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
@@ -81,14 +81,6 @@ def cached_training(spec: Any, scene: SceneData, *, data_dir: Any, log: Log) -> 
             spec, out_dir=folder, data_dir=data_dir, resume=folder.exists(), report=log
         )
     return folder
-
-
-def _model_file(ref: str) -> Path | None:
-    """The file a model reference reads (a builder's ``.py`` or a saved model), if any."""
-    candidate = Path(ref.rsplit(":", 1)[0] if ".py:" in ref else ref)
-    return (
-        candidate if candidate.suffix in (".py", ".keras", ".h5") and candidate.is_file() else None
-    )
 
 
 def ensure_teacher(recipe: Recipe, seed: int, scene: SceneData, *, data_dir: Any, log: Log) -> Path:
