@@ -150,8 +150,82 @@ def conv_costs(
 AUTO_DENSE_MAX_RATIO = 1.5
 
 
-def choose_strategy(strategy: str, costs: ConvCosts) -> str:
-    """Resolves ``"auto"`` for one layer."""
+def lean_applies(kernel_shape: tuple[int, ...], height: AxisPlan, width: AxisPlan) -> bool:
+    """The "lean" form needs spatial stride 1 and more than one spatial tap.
+
+    (One tap needs no gathering at all: "sliced" is then a RESHAPE and one CONV_2D.)
+    """
+    kh, kw = kernel_shape[:2]
+    return height.stride == width.stride == 1 and kh * kw > 1
+
+
+def lean_direct(height: AxisPlan, depth: AxisPlan) -> bool:
+    """The "lean" Conv2D runs on the gathered buffer as it is (no space-to-depth view).
+
+    Conv2D cannot combine a stride with a dilation: a spectral stride with a row or
+    spectral dilation takes the space-to-depth view instead.
+    """
+    return depth.stride == 1 or (height.dilation == 1 and depth.dilation == 1)
+
+
+def choose_strategy(strategy: str, costs: ConvCosts, *, lean_ok: bool) -> str:
+    """Resolves ``"auto"`` for one layer ("lean" falls back to "sliced" where it cannot apply)."""
+    if strategy == "lean":
+        return "lean" if lean_ok else "sliced"
     if strategy != "auto":
         return strategy
-    return "dense" if costs.params_dense <= AUTO_DENSE_MAX_RATIO * costs.params_before else "sliced"
+    if costs.params_dense <= AUTO_DENSE_MAX_RATIO * costs.params_before:
+        return "dense"
+    return "lean" if lean_ok else "sliced"
+
+
+@dataclass(frozen=True)
+class LeanPlan:
+    """The "lean" form's spectral layout: depth padded to ``groups * stride`` positions.
+
+    Space-to-depth on the spectral axis: padded position ``g * stride + s`` becomes group
+    ``g``, phase ``s``, so a window of ``span`` positions with stride ``stride`` is a window
+    of ``kernel`` groups with stride 1 (Conv2D cannot combine a stride with the dilation
+    that carries the spatial taps). ``extra`` outputs past ``out`` are cropped.
+    """
+
+    before: int
+    after: int
+    groups: int
+    kernel: int
+    extra: int
+
+
+def lean_plan(depth: AxisPlan) -> LeanPlan:
+    """Padding and grouping of the spectral axis for :func:`lean_kernel`."""
+    stride = depth.stride
+    kernel = -(-depth.span // stride)
+    groups = max(-(-(depth.size + depth.pad_before) // stride), depth.out - 1 + kernel)
+    after = groups * stride - depth.size - depth.pad_before
+    return LeanPlan(
+        before=depth.pad_before,
+        after=after,
+        groups=groups,
+        kernel=kernel,
+        extra=groups - kernel + 1 - depth.out,
+    )
+
+
+def lean_kernel(kernel: np.ndarray, depth: AxisPlan) -> np.ndarray:
+    """The ``(kh, K', stride * C_in * kw, C_out)`` Conv2D kernel of the "lean" form.
+
+    Its input row ``h * Wo + w`` holds, for group ``g``, channel ``(s * C_in + c) * kw + j``
+    = padded depth ``g * stride + s`` of channel ``c`` at spatial ``(h, w + j)``; tap ``t``
+    of the Conv3D sits at padded offset ``p = t * dilation``, i.e. group ``p // stride``,
+    phase ``p % stride`` (the other phases are zeros).
+    """
+    kh, kw, kd, c_in, c_out = kernel.shape
+    plan = lean_plan(depth)
+    stride = depth.stride
+    out = np.zeros((kh, plan.kernel, stride * c_in * kw, c_out), dtype=kernel.dtype)
+    for t in range(kd):
+        group, phase = divmod(t * depth.dilation, stride)
+        for c in range(c_in):
+            for j in range(kw):
+                out[:, group, (phase * c_in + c) * kw + j] = kernel[:, j, t, c]
+    return out

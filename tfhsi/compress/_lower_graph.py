@@ -8,6 +8,7 @@ that see a folded tensor are rewritten by :mod:`tfhsi.compress._lower_layers`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -142,8 +143,12 @@ class GraphLowering:
             result = self._call_clone(layer, *args, **kwargs)
             self._bind(node, result)
             return
-        x = folded[0]
         _refuse_custom_call(layer)
+        keeps_layout = (layers.Conv3D, layers.Dropout, layers.Activation, *_ELEMENTWISE)
+        if not isinstance(layer, keeps_layout):  # the others read the folded tensor
+            args, kwargs = self._exact((args, kwargs), layer.name)
+            folded = [v for v in tf.nest.flatten((args, kwargs)) if isinstance(v, Folded)]
+        x = folded[0]
         entry: LayerLowering | None = None
         shareable = (layers.Activation, *_ELEMENTWISE, *_MERGES)
         if not isinstance(layer, shareable):
@@ -178,12 +183,14 @@ class GraphLowering:
         elif isinstance(layer, layers.Concatenate):
             result = self._concatenate(layer, node, args)
         elif isinstance(layer, layers.Dropout):  # incl. SpatialDropout3D: identity at inference
-            result = Folded(layers.Dropout(layer.rate, name=layer.name)(x.tensor), *x.shape)
+            result = dataclasses.replace(
+                x, tensor=layers.Dropout(layer.rate, name=layer.name)(x.tensor)
+            )
         elif isinstance(layer, layers.Activation):
             self._check_elementwise_activation(layer)
-            result = Folded(self._call_clone(layer, x.tensor), *x.shape)
+            result = dataclasses.replace(x, tensor=self._call_clone(layer, x.tensor))
         elif isinstance(layer, _ELEMENTWISE):
-            result = Folded(self._call_clone(layer, x.tensor), *x.shape)
+            result = dataclasses.replace(x, tensor=self._call_clone(layer, x.tensor))
         elif isinstance(layer, _MERGES):
             result = self._merge(layer, args)
         else:
@@ -200,6 +207,17 @@ class GraphLowering:
         def replace(value: Any) -> Any:
             if _is_keras_tensor(value):
                 return self.values[id(value)]
+            return value
+
+        return tf.nest.map_structure(replace, structure)
+
+    def _exact(self, structure: Any, name: str) -> Any:
+        """``structure`` with every columns-layout tensor turned into the folded one."""
+        count = iter(range(1 << 30))
+
+        def replace(value: Any) -> Any:
+            if isinstance(value, Folded) and value.stride:
+                return low.exact(value, f"{name}__in{next(count)}")
             return value
 
         return tf.nest.map_structure(replace, structure)

@@ -2,8 +2,9 @@
 
 TFLite Micro has no CONV_3D kernel, and the TFLite converter's "full int8" leaves
 CONV_3D in float. :func:`lower_conv3d` rebuilds a ``tf_keras`` model so that every
-tensor has rank <= 4 and every 3-D layer is made of CONV_2D, RESHAPE, STRIDED_SLICE,
-PAD, CONCATENATION (<= 10 inputs, nested when wider), MAX/AVERAGE_POOL_2D and MEAN,
+tensor has rank <= 4 and every 3-D layer is made of CONV_2D, DEPTHWISE_CONV_2D, RESHAPE,
+STRIDED_SLICE, PAD, CONCATENATION (<= 10 inputs, nested when wider), MAX/AVERAGE_POOL_2D
+and MEAN,
 with the trained weights carried over. The result is numerically the same model in
 float (a few 1e-6 of float rounding) and quantises to int8 end to end with ordinary
 PTQ or QAT.
@@ -39,8 +40,27 @@ Conv3D, kernel ``(kh, kw, kd)``, strides ``(sh, sw, sd)``, ``C_in -> C_out``
       ``T`` slices and an im2col buffer ``T`` times the (cropped) input. (With spectral
       dilation, which Conv2D cannot combine with a stride, the taps are stacked on
       channels instead: kernel ``(1, kd)`` over ``(N, Ho*Wo, D, T*C_in)``.)
+    * ``"lean"`` (spatial stride 1, several spatial taps; "sliced" elsewhere): the
+      spectral axis is padded to ``L`` positions and the tensor viewed as
+      ``(N, Hp, Wp*L, C_in)`` (column ``w*L + d``). One DepthwiseConv2D with kernel
+      ``(1, kw)``, dilation ``(1, L)``, depth multiplier ``kw`` and one-hot weights stacks
+      the column taps on channels, ``(N, Hp, Wo*L, C_in*kw)``; one CONV_2D with kernel
+      ``(kh, kd)``, strides ``(1, sd)`` and ``K'[i, t, c*kw + j, o] = K[i, j, t, c, o]``
+      sums rows, spectral window and channels on that tensor. Its output stays in this
+      *columns* layout (``(N, Ho, q, C_out)``, output ``(w, d)`` at column
+      ``w*L/sd + d``; the columns past ``D_out`` in each ``w`` straddle two pixels and
+      are never read by a valid output), which the next "lean" Conv3D (valid padding,
+      ``sd`` dividing ``L/sd``) and element-wise layers take as they are; any other
+      layer gets the folded tensor back (PAD, RESHAPE, STRIDED_SLICE on the small
+      output). The buffer is ``kw`` times the input instead of ``kh*kw`` times, and no
+      big tensor is reshaped (TFLite Micro's RESHAPE is a copy). The Conv3D's kernel,
+      plus ``kw*C_in*kw`` one-hot weights; a few % more MACs (the depthwise gather and
+      the straddling columns). With a spectral stride *and* a dilation (which Conv2D
+      cannot combine) it uses the spectral space-to-depth view
+      ``(N, Hp*Wo, L/sd, sd*C_in*kw)``, kernel ``(kh, ceil(span/sd))``, row dilation ``Wo``.
     * ``"auto"`` (per layer) takes "dense" while its weights are at most 1.5x the
-      Conv3D's (the spectral kernel spans nearly the whole depth), "sliced" otherwise.
+      Conv3D's (the spectral kernel spans nearly the whole depth), else "lean" where it
+      applies, else "sliced" (one spatial tap: a RESHAPE and one CONV_2D, no copies).
 
     A BatchNormalization on the channel axis that is the Conv3D's only consumer is
     folded into its kernel and bias (inference statistics); any other one becomes the
@@ -83,7 +103,7 @@ __all__ = [
     "lowered_input",
 ]
 
-STRATEGIES = ("auto", "dense", "sliced")
+STRATEGIES = ("auto", "dense", "lean", "sliced")
 _CHECK_BATCH = 256
 
 
@@ -148,7 +168,8 @@ def lower_conv3d(
     Args:
         model: A functional (or Sequential) ``tf_keras`` model with static shapes,
             e.g. ``build_model("student3d", ...)`` after training. It is not modified.
-        strategy: ``"auto"``, ``"dense"`` or ``"sliced"`` (see the module docstring).
+        strategy: ``"auto"``, ``"dense"``, ``"lean"`` or ``"sliced"`` (see the module
+            docstring).
         check: Optional 5-D patches ``(N, H, W, D, C)``; when given, the two models are
             compared on them and the report's ``max_abs_diff`` is set.
         atol: Tolerance for ``check``.
