@@ -9,8 +9,10 @@ What it does, step by step, is what tfhsi does when it evaluates a file:
 
 1. Reads the file's TFLite metadata (the ``TFLITE_METADATA`` buffer): the per-band
    standardisation ``(x - mean) / std`` of the input tensor and the class names packed in
-   the file (``labels.txt``). A file without that normalisation (older exports, or models
-   that take PCA scores computed outside the file) needs ``--transform transform.npz``: the
+   the file (``labels.txt``). Files exported by tfhsi carry their PCA as their first layer,
+   so they take all the scene's bands: standardised as the metadata says, or, when the
+   metadata has no normalisation, as stored in the cube. A file without metadata (older
+   exports, whose PCA ran outside the file) needs ``--transform transform.npz``: the
    per-band mean and scale fitted on the training pixels, the bands that were constant there
    (set to 0), then, if fitted, the projection ``(z - pca_mean) @ pca_components``.
 2. Standardises the whole cube, pads it by ``k // 2`` pixels on each side by reflection
@@ -89,8 +91,8 @@ class _Table:
 
 
 def read_metadata(data: bytes) -> dict:
-    """``{"mean", "std", "labels"}`` from the file's metadata (None where it has none)."""
-    found: dict = {"mean": None, "std": None, "labels": None}
+    """``{"present", "mean", "std", "labels"}`` from the file's metadata (None where it has none)."""
+    found: dict = {"present": False, "mean": None, "std": None, "labels": None}
     model = tflite_schema.Model.GetRootAs(data, 0)
     raw = None
     for i in range(model.MetadataLength()):
@@ -101,6 +103,7 @@ def read_metadata(data: bytes) -> dict:
     raw = bytes(raw)
     if raw[4:8] != b"M001":
         sys.exit(f"error: the {METADATA_NAME} buffer is not TFLite metadata (no 'M001').")
+    found["present"] = True
     root = _Table(bytearray(raw), int(flatbuffers.encode.Get(flatbuffers.packer.uoffset, raw, 0)))
     subgraphs = root.tables(3)  # ModelMetadata.subgraph_metadata
     if not subgraphs:
@@ -160,10 +163,13 @@ def standardise(cube: np.ndarray, meta: dict, transform: Path | None) -> np.ndar
         print(f"normalisation: from the model's metadata{ignored}", file=sys.stderr)
         z = (pixels - meta["mean"].astype(np.float64)) / meta["std"].astype(np.float64)
         return z.astype(np.float32).reshape(*cube.shape[:-1], -1)
+    if transform is None and meta["present"]:
+        print("normalisation: none (the metadata says: raw bands)", file=sys.stderr)
+        return pixels.astype(np.float32).reshape(cube.shape)
     if transform is None:
         sys.exit(
-            "error: the model's metadata has no input normalisation; pass --transform "
-            "transform.npz (shipped with the model)."
+            "error: the model has no metadata; pass --transform transform.npz (shipped with "
+            "the model)."
         )
     print(f"normalisation: from {transform}", file=sys.stderr)
     with np.load(transform, allow_pickle=False) as t:

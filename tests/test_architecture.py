@@ -1,7 +1,7 @@
 """The layering rule of DESIGN.md, held by a test, plus lint.
 
-cli → recipes, report → composition (experiment, deployment, methods) → {data, models, train,
-compress, export, profile} (siblings that never import each other) → {_keras, errors,
+cli → recipes, search (beside recipes, using its machinery), report → composition (experiment,
+deployment, methods) → {data, models, train, compress, export, profile} (siblings that never import each other) → {_keras, errors,
 registry, atomic, env, plugins}. Only ``tfhsi/_keras.py`` imports TensorFlow, tf_keras or
 TF-MOT; ``report`` never imports TensorFlow at all.
 """
@@ -60,6 +60,7 @@ def test_sibling_packages_do_not_import_each_other(package: str) -> None:
         pytest.skip(f"tfhsi.{package} does not exist yet")
     others = {f"tfhsi.{name}" for name in SIBLINGS if name != package} | {
         "tfhsi.recipes",
+        "tfhsi.search",
         "tfhsi.report",
         "tfhsi.cli",
         *(f"tfhsi.{name}" for name in COMPOSITION),
@@ -80,12 +81,30 @@ def _sources(name: str) -> list[Path]:
 
 @pytest.mark.parametrize("module", COMPOSITION)
 def test_composition_modules_never_import_recipes_report_or_cli(module: str) -> None:
-    upper = ("tfhsi.recipes", "tfhsi.report", "tfhsi.cli")
+    upper = ("tfhsi.recipes", "tfhsi.search", "tfhsi.report", "tfhsi.cli")
     offenders = [
         f"{path.relative_to(PACKAGE.parent)} imports {name}"
         for path in _sources(module)
         for name in _imports(path)
         if any(name == up or name.startswith(up + ".") for up in upper)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [("recipes", ("tfhsi.search", "tfhsi.cli")), ("search", ("tfhsi.cli",))],
+)
+def test_recipes_and_search_import_no_layer_above_them(
+    module: str, forbidden: tuple[str, ...]
+) -> None:
+    """``search`` sits beside ``recipes`` (its trials are generated recipe variants): it may
+    use the recipe machinery, never the other way round; neither imports the CLI."""
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in _sources(module)
+        for name in _imports(path)
+        if any(name == up or name.startswith(up + ".") for up in forbidden)
     ]
     assert offenders == []
 

@@ -84,12 +84,9 @@ def evaluate(
     from tfhsi.train.evaluate import evaluate as measure
 
     if isinstance(model, str | Path):
-        from tfhsi.experiment import predictor
+        from tfhsi.experiment.prediction import evaluate_file
 
-        loaded = predictor(Path(model))
-        patch, layout = loaded.fit_to(data)
-        batches = data.dataset(subset, patch_size=patch, layout=layout, batch_size=256)
-        return measure(loaded.predict, batches, class_names=data.scene.class_names)
+        return evaluate_file(Path(model), data, subset=subset)
     state = model_state(model, data)
     return measure(
         model.predict_on_batch,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfhsi.data.patches import Layout
 from tfhsi.errors import ConfigError, UnsupportedError
+from tfhsi.layouts import InputStage
 
 if TYPE_CHECKING:
     from tfhsi._keras import keras
@@ -25,6 +26,24 @@ if TYPE_CHECKING:
 
 CALIBRATION_SAMPLES = 200
 """Training patches that calibrate activation ranges of integer presets."""
+
+FILE_INPUT: InputStage = "standardised"
+"""What an exported file takes by default: all the scene's bands, standardised as its metadata
+says; PCA (when the run has one) is the file's first layer. Folding the standardisation too
+(``"raw"``) costs int8 accuracy: one int8 scale for raw bands of very different ranges (see
+docs/DEPLOYMENT.md, "The file carries its preprocessing", for the measurement)."""
+
+
+@dataclass(frozen=True)
+class FileAbout:
+    """The metadata fields of an exported file that no measurement gives (None: a default
+    naming the model, scene and preset; empty author/licence: not stated)."""
+
+    name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    author: str = ""
+    licence: str = ""
 
 
 class DuplicateExportError(ConfigError):
@@ -53,6 +72,7 @@ class ExportedFile:
     layout: Layout
     parameters: int
     precision: str = ""
+    inputs: InputStage = "transformed"
 
 
 def export_tflite(
@@ -64,9 +84,17 @@ def export_tflite(
     patch: int | None = None,
     layout: Layout | None = None,
     lower: bool = True,
+    inputs: InputStage = FILE_INPUT,
+    about: FileAbout | None = None,
+    keep_int8: Sequence[str] = (),
 ) -> ExportedFile:
     """Converts ``model`` with ``preset``, checks the file against the preset, and writes it
-    (and its labels) to ``path``.
+    (with its metadata and labels) to ``path``.
+
+    The file carries its preprocessing: the run's PCA (and with ``inputs="raw"`` the
+    standardisation) becomes its first layer, so it takes all the scene's bands, and its
+    TFLite metadata names the input (bands, layout, per-band normalisation, value range
+    over the training pixels) and packs the class labels.
 
     The audit of the converted bytes decides, before anything is written: a preset with a
     ``promise`` (``int8``, ``int16x8``) must give a file integer end to end, else
@@ -83,6 +111,14 @@ def export_tflite(
         lower: Lower Conv3D layers to Conv2D for the presets whose ``conv3d`` rule says so
             (then the file takes 2-D patches of the same pixels). False keeps Conv3D, so
             ``int8`` / ``int16x8`` of a Conv3D model fail.
+        inputs: What the file takes (:data:`tfhsi.layouts.InputStage`): ``"standardised"``
+            (default, :data:`FILE_INPUT`) or ``"raw"`` bands with the transform folded in;
+            ``"transformed"``: the model as trained, the transform outside the file and no
+            metadata (the two-step file, for comparisons).
+        about: Name, description, version, author and licence for the metadata.
+        keep_int8: Layer names or patterns kept at int8 weights by the ai-edge-quantizer
+            presets (``w4a8``, ``auto-mixed``); ``auto-mixed`` searches on the validation
+            pixels of ``prepared``.
     """
     from tfhsi.compress.lower import has_conv3d, lower_conv3d
     from tfhsi.export.inspect import audit
@@ -107,19 +143,105 @@ def export_tflite(
                 + ")"
             ) from None
         layout, lowered, three_d = "2d", True, False
+    parameters = int(model.count_params())
+    if inputs != "transformed":
+        from tfhsi.compress.fold import fold_input_map
+
+        weights, bias = prepared.transform.affine(inputs=inputs)
+        if inputs == "raw" or prepared.transform.pca_components is not None:
+            model = fold_input_map(model, weights, bias)
     representative = None
     if spec.calibration:
         representative = prepared.representative(
             patch_size=patch,
             layout=layout,
             num_samples=CALIBRATION_SAMPLES,  # type: ignore[arg-type]
+            stage=inputs,
         )
-    data = convert(model, preset, representative=representative)
+    validate = None
+    if spec.aeq is not None and spec.aeq.search != "none":
+        from tfhsi.experiment.quantisation import validation_scorer
+
+        validate = validation_scorer(prepared, patch=patch, layout=layout, stage=inputs)
+    data = convert(
+        model, preset, representative=representative, keep_int8=keep_int8, validate=validate
+    )
     report = audit(data)
     check_promise(report, preset, model_name=name, conv3d_kept=three_d)
+    if inputs != "transformed":
+        data = _with_metadata(
+            data, about or FileAbout(), prepared=prepared, inputs=inputs, layout=layout,
+            patch=patch, model_name=name, preset=preset, precision=report.precision,
+        )  # fmt: skip
     written = write_tflite(data, path, class_names=prepared.scene.class_names)
     return ExportedFile(
-        written, data, preset, lowered, layout, int(model.count_params()), report.precision
+        written, data, preset, lowered, layout, parameters, report.precision, inputs
+    )
+
+
+def _with_metadata(
+    data: bytes,
+    about: FileAbout,
+    *,
+    prepared: PreparedScene,
+    inputs: InputStage,
+    layout: Layout,
+    patch: int,
+    model_name: str,
+    preset: str,
+    precision: str,
+) -> bytes:
+    """``data`` with the TFLite metadata of a file that takes ``inputs`` bands."""
+    import tfhsi
+    from tfhsi.export.metadata import InputInfo, Normalization, OutputInfo, add_metadata
+
+    scene, transform = prepared.scene, prepared.transform
+    bands = transform.in_bands
+    shape = "one pixel's spectrum" if layout == "1d" else f"{patch}×{patch} patches"
+    pca = (
+        f"; PCA to {transform.out_bands} components (fitted on the training pixels) is the "
+        "file's first layer"
+        if transform.pca_components is not None
+        else ""
+    )
+    if inputs == "standardised":
+        values = (
+            "each band standardised as the normalisation options say, (x - mean) / std "
+            "(std = inf marks bands constant on the training pixels: they become 0)"
+        )
+        normalization = Normalization(
+            transform.mean.tolist(),
+            transform.scale.tolist(),
+            transform.zero_variance_bands.tolist(),
+        )
+    else:
+        values = "the band values as stored in the cube (the standardisation is in the file)"
+        normalization = None
+    low, high = prepared.value_range(inputs)
+    return add_metadata(
+        data,
+        name=about.name or model_name,
+        description=about.description
+        or (
+            f"{scene.display_name} land-cover classifier ({scene.n_classes} classes): "
+            f"{model_name}, export preset {preset}, precision {precision} by the file's audit."
+        ),
+        version=about.version or f"tfhsi {tfhsi.__version__}",
+        author=about.author,
+        licence=about.licence,
+        input=InputInfo(
+            description=f"{shape} of all {bands} bands of {scene.display_name}: {values}{pca}. "
+            "Stats: per-band min/max of these values over the training pixels.",
+            bands=bands,
+            layout=layout,
+            normalization=normalization,
+            value_range=(low, high),
+        ),
+        output=OutputInfo(
+            description="One score per class (the largest is the predicted class), named in "
+            "labels.txt in output order.",
+            class_names=scene.class_names,
+        ),
     )
 
 
@@ -128,7 +250,7 @@ def check_promise(report: ModelAudit, preset: str, *, model_name: str, conv3d_ke
     from tfhsi.export.presets import PRESETS
 
     spec = PRESETS.get(preset)
-    if spec.promise is not None and not (report.is_full_int8 and report.precision == spec.promise):
+    if spec.promise is not None and not (report.is_full_int8 and report.precision in spec.accepts):
         ops = sorted({op.name for op in report.float_ops})
         what = f"op(s) {', '.join(ops)} compute" if ops else "tensors are"
         fixes = [

@@ -15,6 +15,15 @@ from tfhsi.errors import ConfigError
 Layout = Literal["3d", "2d", "1d"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 
+InputStage = Literal["transformed", "standardised", "raw"]
+"""What a model's input values are: ``"transformed"`` the run's spectral transform applied
+(standardised bands, or PCA scores: a Keras model of the run, or a ``.tflite`` without
+metadata); ``"standardised"`` all the scene's bands, standardised per band (an exported file
+whose metadata carries that normalisation; PCA is its first layer); ``"raw"`` the scene's
+bands as stored (a file that standardises inside). :func:`tfhsi.export.metadata.input_stage`
+reads it from a file."""
+INPUT_STAGES: tuple[str, ...] = get_args(InputStage)
+
 
 def check_layout(layout: str) -> None:
     """Raises ConfigError unless ``layout`` is '3d', '2d' or '1d'."""

@@ -14,7 +14,9 @@ from tfhsi.compress.distill import (
     compile_distiller,
     finalize_distillation,
     paired_dataset,
+    teacher_logit_table,
 )
+from tfhsi.data.pipeline import augmented_patches, patch_dataset
 from tfhsi.data.prepared import PreparedScene, prepare
 from tfhsi.data.splits import make_split
 from tfhsi.data.synthetic import synthetic_scene
@@ -338,3 +340,45 @@ def test_unlabelled_centres_stay_clear_of_held_out_pixels(scene: PreparedScene) 
     )
     _, y = next(iter(data))
     assert int((y.numpy() == -1).sum()) == len(centres)
+
+
+def _distil(scene: PreparedScene, teacher: keras.Model, tmp: Path, *, table: bool) -> list:
+    """Two augmented, shuffled epochs of distillation, with the teacher run every step or its
+    logits looked up in a table computed once."""
+    centers, labels = scene.centers("train"), scene.targets("train")
+    opts = dict(patch_size=PATCH, layout="2d", batch_size=16, shuffle=True, augment=True, seed=3)
+    logits = None
+    if table:
+        patches = augmented_patches(scene.cube, centers, patch_size=PATCH, layout="2d")
+        logits = teacher_logit_table(teacher, patches)
+    data = patch_dataset(scene.cube, centers, labels, keys=table, **opts)  # type: ignore[arg-type]
+    distiller = Distiller(
+        teacher, _student(scene), alpha=0.5, temperature=2.0, teacher_logits=logits
+    )
+    compile_distiller(distiller, learning_rate=1e-2)
+    result = train_model(
+        distiller, data, None, config=TrainConfig(epochs=2, patience=None), out_dir=tmp,
+        compile=False,
+    )  # fmt: skip
+    return [result.history["distillation_loss"], distiller.student.get_weights()]
+
+
+def test_teacher_logit_table_distils_like_running_the_teacher_every_step(
+    scene: PreparedScene, teacher: keras.Model, tmp_path: Path
+) -> None:
+    (every_loss, every_w) = _distil(scene, teacher, tmp_path / "every", table=False)
+    (table_loss, table_w) = _distil(scene, teacher, tmp_path / "table", table=True)
+    np.testing.assert_allclose(table_loss, every_loss, rtol=1e-4)
+    for a, b in zip(table_w, every_w, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert every_loss[0] > 0
+
+
+def test_teacher_logits_with_hints_or_wrong_width_are_config_errors(
+    scene: PreparedScene, teacher: keras.Model
+) -> None:
+    with pytest.raises(ConfigError, match="hints"):
+        Distiller(teacher, _student(scene), teacher_logits=np.zeros((4, N_CLASSES)),
+                  hints=[Hint("pw1_relu", "pw1_relu")])  # fmt: skip
+    with pytest.raises(ConfigError, match="shape"):
+        Distiller(teacher, _student(scene), teacher_logits=np.zeros((4, N_CLASSES + 1)))

@@ -12,6 +12,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from lowering_samples import randomize_batch_norms
 
 from tfhsi._keras import keras, tf, tfmot
 from tfhsi.compress._lower_geometry import AxisPlan, dense_kernel
@@ -62,24 +63,9 @@ ZOO = {
 }
 
 
-def _randomize_batch_norms(model: keras.Model, rng: np.random.Generator) -> None:
-    """Non-trivial BN statistics, so that folding them is actually tested."""
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 2.0, gamma.shape).astype("float32"),
-                    rng.normal(0, 0.5, beta.shape).astype("float32"),
-                    rng.normal(0, 0.5, mean.shape).astype("float32"),
-                    rng.uniform(0.3, 3.0, var.shape).astype("float32"),
-                ]
-            )
-
-
 def _zoo(name: str, seed: int = 1) -> keras.Model:
     model = build_model(name, n_classes=5, seed=seed, **ZOO[name])
-    _randomize_batch_norms(model, np.random.default_rng(seed))
+    randomize_batch_norms(model, np.random.default_rng(seed))
     return model
 
 
@@ -159,7 +145,7 @@ def _conv_model(case: ConvCase, seed: int) -> keras.Model:
     outputs = layers.Dense(3, name="logits")(x)
     model = keras.Model(inputs, outputs)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
-    _randomize_batch_norms(model, rng)
+    randomize_batch_norms(model, rng)
     return model
 
 
@@ -249,7 +235,7 @@ def test_lowered_graph_with_pooling_padding_merges_and_standalone_bn_equals_the_
     outputs = layers.Dense(3, name="logits")(layers.Concatenate()([g, f]))
     model = keras.Model(inputs, outputs)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
-    _randomize_batch_norms(model, rng)
+    randomize_batch_norms(model, rng)
 
     lowered, report = lower_conv3d(model, check=rng.normal(size=(4, 8, 8, 12)).astype("float32"))
 
@@ -422,7 +408,7 @@ def test_200_band_zoo_models_lower_exactly_on_real_indian_pines_patches(
         model = build_model(
             name, bands=scene.cube.shape[-1], n_classes=16, patch_size=patch, seed=0
         )
-        _randomize_batch_norms(model, np.random.default_rng(0))
+        randomize_batch_norms(model, np.random.default_rng(0))
         _, report = lower_conv3d(model, check=x5)
         assert report.max_abs_diff is not None and report.max_abs_diff <= ATOL, name
 

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+from lowering_samples import randomize_batch_norms
 
 from tfhsi._keras import keras
 from tfhsi.compress.lower import check_equivalence, lower_conv3d, lowered_input
@@ -20,18 +21,7 @@ ATOL = 1e-4
 
 def _student(bands: int = 30, patch: int = 7) -> keras.Model:
     model = build_model("student3d", bands=bands, n_classes=5, patch_size=patch, seed=1)
-    rng = np.random.default_rng(1)
-    for layer in model.layers:  # non-trivial BN statistics, folded into the kernels
-        if isinstance(layer, layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 2.0, gamma.shape).astype("float32"),
-                    rng.normal(0, 0.5, beta.shape).astype("float32"),
-                    rng.normal(0, 0.5, mean.shape).astype("float32"),
-                    rng.uniform(0.3, 3.0, var.shape).astype("float32"),
-                ]
-            )
+    randomize_batch_norms(model, np.random.default_rng(1))  # folded into the kernels
     return model
 
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from tfhsi.data.patches import extract_patches, to_layout
-from tfhsi.data.pipeline import patch_dataset, representative_dataset
+from tfhsi.data.pipeline import (
+    AUGMENTATIONS,
+    augmented_patches,
+    patch_dataset,
+    representative_dataset,
+)
 from tfhsi.errors import ConfigError, DataFormatError
 
 H, W, B = 7, 6, 4
@@ -213,3 +218,32 @@ def test_representative_dataset_is_seeded_and_capped_at_the_centre_count():
     other = representative_dataset(cube, _centers(), patch_size=3, layout="2d", seed=9)
     again = representative_dataset(cube, _centers(), patch_size=3, layout="2d", seed=9)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(other(), again(), strict=True))
+
+
+@pytest.mark.parametrize("layout", ["3d", "2d", "1d"])
+def test_keys_index_the_augmented_patch_table_and_leave_the_stream_unchanged(layout):
+    cube, centers = _cube(), _centers()
+    labels = _labels(len(centers))
+    options = dict(patch_size=5, layout=layout, batch_size=8, shuffle=True, augment=True, seed=2)
+    plain = patch_dataset(cube, centers, labels, **options)
+    keyed = patch_dataset(cube, centers, labels, keys=True, **options)
+    table = np.concatenate(
+        list(augmented_patches(cube, centers, patch_size=5, layout=layout).as_numpy_iterator())
+    )
+    assert len(table) == (1 if layout == "1d" else AUGMENTATIONS) * len(centers)
+    for _ in range(2):  # two epochs: reshuffled and re-augmented alike
+        for (x, y), ((key, kx), ky) in zip(plain, keyed, strict=True):
+            np.testing.assert_array_equal(x.numpy(), kx.numpy())
+            np.testing.assert_array_equal(y.numpy(), ky.numpy())
+            np.testing.assert_array_equal(table[key.numpy()], x.numpy())
+
+
+def test_keys_without_augmentation_are_the_centre_positions():
+    cube, centers = _cube(), _centers()
+    keyed = patch_dataset(cube, centers, None, patch_size=3, layout="2d", batch_size=8,
+                          shuffle=True, seed=1, keys=True)  # fmt: skip
+    table = np.concatenate(list(augmented_patches(cube, centers, patch_size=3, layout="2d",
+                                                  augment=False).as_numpy_iterator()))  # fmt: skip
+    keys = np.concatenate([k.numpy() for k, _ in keyed])
+    assert sorted(keys.tolist()) == list(range(len(centers)))
+    np.testing.assert_array_equal(table, extract_patches(cube, centers, 3))

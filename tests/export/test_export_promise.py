@@ -36,16 +36,21 @@ def _export(converted, prepared, name: str, preset: str, folder: Path, **kw):
 
 
 def test_preset_table_has_int8_mixed_and_lowers_conv3d_only_for_integer_presets() -> None:
-    assert PRESET_NAMES == ("fp32", "fp16", "dynamic", "int8", "int8-mixed", "int16x8")
+    assert PRESET_NAMES == (
+        "fp32", "fp16", "dynamic", "int8", "int8-mixed", "int16x8", "w4a8", "auto-mixed",
+    )  # fmt: skip
     assert Preset.INT8_MIXED.value == "int8-mixed" and Preset.parse("INT8-Mixed").spec.same_as
     assert export_jobs(list(PRESET_NAMES), three_d=True) == [
         ("fp32", False), ("fp16", False), ("dynamic", False),
-        ("int8", True), ("int8-mixed", False), ("int16x8", True),
+        ("int8", True), ("int8-mixed", False), ("int16x8", True), ("w4a8", True),
+        ("auto-mixed", True),
     ]  # fmt: skip
     assert export_jobs(["int8", "int16x8"], three_d=False) == [("int8", False), ("int16x8", False)]
     assert {n: s.promise for n, s in PRESETS.items() if s.promise} == {
         "int8": "int8",
         "int16x8": "int16x8",
+        "w4a8": "w4a8",
+        "auto-mixed": "w4/8a8",
     }
 
 

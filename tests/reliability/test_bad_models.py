@@ -104,7 +104,7 @@ def test_run_option_that_is_not_a_run_is_named(
 
 # --- model references given to `tfhsi train` -------------------------------------------------
 
-LAMBDA_NET = '''
+LAMBDA_NET = """
 from tfhsi import keras
 
 
@@ -113,9 +113,9 @@ def build(*, bands, n_classes, patch_size):
     x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(n_classes, name="logits")(x))
-'''
+"""
 
-BROKEN_NET = '''
+BROKEN_NET = """
 from tfhsi import keras
 
 import not_a_module_anyone_has  # noqa: F401
@@ -123,7 +123,7 @@ import not_a_module_anyone_has  # noqa: F401
 
 def build(*, bands, n_classes, patch_size):
     return None
-'''
+"""
 
 
 def _train(tmp_path: Path, model: str, *extra: object):

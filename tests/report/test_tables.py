@@ -17,3 +17,9 @@ def test_target_reasons_are_shortened_to_the_failed_checks() -> None:
         "CONV_3D has no TFLite Micro kernel; not int8; RAM 991.8 KiB > 256.0 KiB; CPU from CONV_3D#0"
     )
     assert short_reasons(["ok: flash fits"]) == "does not fit"
+
+
+def test_edge_tpu_verdicts_are_marked_rule_based() -> None:
+    from tfhsi.report.tables import _edgetpu_targets
+
+    assert _edgetpu_targets(["cortex-m4", "coral-edgetpu", "android-cpu"]) == ["coral-edgetpu"]

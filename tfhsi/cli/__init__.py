@@ -22,8 +22,10 @@ from tfhsi.cli import doctor as doctor_cli
 from tfhsi.cli import export as export_cli
 from tfhsi.cli import models as models_cli
 from tfhsi.cli import profile as profile_cli
+from tfhsi.cli import quant_report as quant_report_cli
 from tfhsi.cli import recipe as recipe_cli
 from tfhsi.cli import report as report_cli
+from tfhsi.cli import search as search_cli
 from tfhsi.cli import train as train_cli
 from tfhsi.cli._console import err_console
 from tfhsi.errors import TfhsiError, storage_error
@@ -89,9 +91,11 @@ app.command("evaluate")(train_cli.evaluate)
 app.command("predict-map")(train_cli.predict_map)
 app.command("audit")(export_cli.audit)
 app.command("profile")(profile_cli.profile)
+app.command("quant-report")(quant_report_cli.quant_report)
 app.add_typer(export_cli.app, name="export")
 app.add_typer(recipe_cli.app, name="recipe")
 app.add_typer(report_cli.app, name="report")
+app.command("search")(search_cli.search)
 app.command("doctor")(doctor_cli.doctor)
 
 

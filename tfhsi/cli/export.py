@@ -23,7 +23,10 @@ app = typer.Typer(
 )
 
 # Static (the CLI starts without the preset table); tests/export/test_presets.py keeps it whole.
-PRESET_HELP = "A preset: fp32, fp16, dynamic, int8, int8-mixed, int16x8 (`tfhsi export presets`)."
+PRESET_HELP = (
+    "A preset: fp32, fp16, dynamic, int8, int8-mixed, int16x8, w4a8, auto-mixed "
+    "(`tfhsi export presets`)."
+)
 ModelArg = Annotated[Path, typer.Argument(help="A .tflite file.", show_default=False)]
 
 
@@ -50,6 +53,13 @@ def tflite(
             "--no-lower makes those fail on a Conv3D model."
         ),
     ] = True,
+    keep_int8: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep-int8",
+            help="w4a8 / auto-mixed: a layer name or regex kept at int8 weights (repeatable).",
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", envvar="TFHSI_DATA_DIR", help="Data directory.")
     ] = None,
@@ -78,6 +88,7 @@ def tflite(
         patch=loaded.patch_size,
         layout=loaded.layout,
         lower=lower,
+        keep_int8=keep_int8 or (),
     )
     lowered = " (Conv3D lowered to Conv2D: the file takes 2-D patches)" if exported.lowered else ""
     console.print(f"{exported.path}: {audit_model(exported.data).summary()}{lowered}")
@@ -114,11 +125,15 @@ def audit(
 
     for name in require or []:
         TARGETS.get(name)  # unknown names fail before the work, with suggestions
+    from tfhsi.export.metadata import read_metadata
+
     report = run_audit(model, tflm_smoke=tflm_smoke)
+    metadata = read_metadata(model.read_bytes())
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(json.dumps({**report.to_dict(), "metadata": metadata}, indent=2))
     else:
         render_audit(report)
+        render_metadata(metadata)
     missed = [name for name in require or [] if not report.verdicts[name].ok]
     if missed:
         if not json_out:
@@ -175,6 +190,56 @@ def render_audit(report: ModelAudit) -> None:
             console.print(f"    {reason}", highlight=False, soft_wrap=True)
 
 
+def render_metadata(metadata: dict | None) -> None:
+    """Prints what the file's TFLite metadata says its input and output are."""
+    from tfhsi.export.metadata import input_stage
+
+    if metadata is None:
+        console.print(
+            "metadata: none (the run's transform.npz says how to prepare the input)",
+            highlight=False,
+        )
+        return
+    console.print(
+        f"metadata: {metadata['name']} ({metadata['version']}): {metadata['description']}",
+        highlight=False,
+    )
+    for key in ("author", "license"):
+        if metadata.get(key):
+            console.print(f"  {key}: {metadata[key]}", highlight=False)
+    for tensor in metadata["inputs"]:
+        norm, stats = tensor["normalization"], tensor["stats"]
+        console.print(
+            f"  input {tensor['name']!r} ({tensor['layout']}): {tensor['description']}",
+            highlight=False,
+        )
+        stage = input_stage(metadata)
+        if norm is not None:
+            console.print(
+                f"    normalisation: (x - mean) / std for {len(norm['mean'])} bands"
+                + (
+                    f"; constant bands → 0: {norm['constant_bands']}"
+                    if norm["constant_bands"]
+                    else ""
+                ),
+                highlight=False,
+            )
+        else:
+            console.print(f"    normalisation: none (input: {stage} bands)", highlight=False)
+        if stats is not None:
+            console.print(
+                f"    value range: {min(stats['min']):.4g} … {max(stats['max']):.4g}",
+                highlight=False,
+            )
+    for tensor in metadata["outputs"]:
+        labels = tensor["labels"] or []
+        console.print(
+            f"  output {tensor['name']!r}: {len(labels)} labels packed in the file"
+            + (f" ({', '.join(labels[:6])}{', …' if len(labels) > 6 else ''})" if labels else ""),
+            highlight=False,
+        )
+
+
 @app.command("presets")
 def presets() -> None:
     """List the export presets: what each asks for, whether it calibrates, what Conv3D gets, what the audit must find."""
@@ -187,7 +252,9 @@ def presets() -> None:
     for name in PRESET_NAMES:
         spec = PRESETS.get(name)
         if spec.promise:
-            promise = f"must be {spec.promise} end to end"
+            promise = f"must be {' or '.join(spec.accepts)} end to end"
+            if spec.same_as:
+                promise += f"; refused when it is the {spec.same_as} file"
         elif spec.same_as:
             promise = f"recorded; refused when it is the {spec.same_as} file"
         else:

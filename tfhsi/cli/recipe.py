@@ -105,6 +105,16 @@ def run(
     from tfhsi.recipes.runner import run_recipe
 
     loaded, _ = load_recipe(recipe, overrides=tuple(overrides or ()))
+    if loaded.search is not None:  # trials are generated: the search runs them
+        from tfhsi.cli.search import run_with_progress
+        from tfhsi.search.engine import search_dir, settings_from_recipe
+
+        run_with_progress(
+            settings_from_recipe(loaded, quick=quick),
+            out=search_dir(loaded.name, out, resume=resume), executor=executor,
+            workers=workers, address=address, storage=None, resume=resume, data_dir=data_dir,
+        )  # fmt: skip
+        return
     run_dir = run_recipe(
         loaded,
         quick=quick,

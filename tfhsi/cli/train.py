@@ -199,6 +199,7 @@ def predict_map(
         patch_size=patch,
         layout=layout,
         labelled_only=labelled_only,
+        stage=chosen.stage,
     )
     scene = loaded.prepared.scene
     target = out or loaded.folder / f"map_{model.stem if model.is_file() else 'model'}.png"

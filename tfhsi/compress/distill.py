@@ -19,6 +19,13 @@ Inputs: a batch is either ``(x, y)`` (teacher and student read the same patch) o
 on 25x25x30 PCA patches and a student2d on 9x9x200 patches of the same centres. Build
 the pair with :func:`paired_dataset` from two unshuffled streams over the same centres.
 
+Soft targets computed once: the frozen teacher gives the same logits for the same patch
+every epoch, so :func:`teacher_logit_table` can run it once per patch and augmentation
+(:func:`tfhsi.data.pipeline.augmented_patches`) and ``Distiller(..., teacher_logits=table)``
+reads ``((key, x_student), y)`` batches (``patch_dataset(..., keys=True)``), looking the
+teacher's logits up instead of running the teacher every step. Same loss, same gradients
+(up to float rounding); without hints only.
+
 Rhythm (``train_model`` lives in ``tfhsi.train``; the runner joins the two)::
 
     distiller = Distiller(teacher, student, alpha=0.1, temperature=4.0)
@@ -50,6 +57,7 @@ __all__ = [
     "compile_distiller",
     "finalize_distillation",
     "paired_dataset",
+    "teacher_logit_table",
 ]
 
 
@@ -155,6 +163,9 @@ class Distiller(keras.Model):
         alpha: α, weight of the hard-label cross-entropy; 1 − α weighs the soft targets.
         temperature: T > 0 softening both logit vectors.
         hints: Optional feature hints, see :class:`Hint`.
+        teacher_logits: Optional ``(K, C)`` table of the teacher's logits (see
+            :func:`teacher_logit_table`); batches are then ``((key, x_student), y)`` and the
+            teacher is not run. Not with ``hints``.
 
     Raises:
         ConfigError: α outside [0, 1], T ≤ 0, class counts differ, shared weights, or a
@@ -169,6 +180,7 @@ class Distiller(keras.Model):
         alpha: float = 0.1,
         temperature: float = 4.0,
         hints: Sequence[Hint] = (),
+        teacher_logits: np.ndarray | None = None,
         name: str = "distiller",
     ) -> None:
         super().__init__(name=name)
@@ -189,6 +201,20 @@ class Distiller(keras.Model):
                 "weights; distil into a separately built student."
             )
         teacher.trainable = False
+        self._table = None
+        if teacher_logits is not None:
+            table = np.asarray(teacher_logits, np.float32)
+            if hints:
+                raise ConfigError(
+                    "teacher_logits replace the teacher's forward pass, but hints need its "
+                    "features; pass either hints or teacher_logits."
+                )
+            if table.ndim != 2 or table.shape[1] != t_classes:
+                raise ConfigError(
+                    f"teacher_logits must have shape (K, {t_classes}); got {table.shape}."
+                )
+            with tf.init_scope(), tf.device("/CPU:0"):
+                self._table = tf.constant(table)
         self.teacher = teacher
         self.student = student
         self.alpha = float(alpha)
@@ -224,6 +250,11 @@ class Distiller(keras.Model):
                     f"a distillation batch holds x or (x_teacher, x_student); got {len(x)} inputs."
                 )
             return x[0], x[1]
+        if self._table is not None:
+            raise ConfigError(
+                "with teacher_logits a distillation batch holds (key, x_student); see "
+                "patch_dataset(..., keys=True)."
+            )
         t_shape = tuple(self.teacher.input_shape[1:])
         s_shape = tuple(self.student.input_shape[1:])
         if t_shape != s_shape:
@@ -250,7 +281,12 @@ class Distiller(keras.Model):
         runs in inference mode and its outputs are cut off by ``tf.stop_gradient``.
         """
         x_t, x_s = self._split(x)
-        t_out = [tf.stop_gradient(o) for o in self._as_list(self._teacher_net(x_t, training=False))]
+        if self._table is not None:  # x_t is the key of each patch in the table
+            t_out = [tf.gather(self._table, tf.cast(tf.reshape(x_t, [-1]), tf.int32))]
+        else:
+            t_out = [
+                tf.stop_gradient(o) for o in self._as_list(self._teacher_net(x_t, training=False))
+            ]
         s_out = self._as_list(self._student_net(x_s, training=training))
         t_logits, s_logits = t_out[0], s_out[0]
         temp = self.temperature
@@ -358,3 +394,13 @@ def paired_dataset(teacher_data: tf.data.Dataset, student_data: tf.data.Dataset)
             return (x_t, tf.identity(x_s)), tf.identity(y_t)
 
     return tf.data.Dataset.zip((teacher_data, student_data)).map(join)
+
+
+def teacher_logit_table(teacher: keras.Model, patches: tf.data.Dataset) -> np.ndarray:
+    """The teacher's logits (inference mode) for every batch of ``patches``, in order: the
+    ``(K, C)`` table :class:`Distiller` takes as ``teacher_logits``."""
+    forward = tf.function(lambda x: teacher(x, training=False), reduce_retracing=True)
+    out = [np.asarray(forward(x)) for x in patches]
+    if not out:
+        raise ConfigError("no patches to compute the teacher's soft targets on.")
+    return np.concatenate(out).astype(np.float32)

@@ -10,6 +10,7 @@ it costs nothing extra and moves only the spatial axes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,16 @@ from tfhsi.data.patches import (
 )
 from tfhsi.errors import ConfigError, DataFormatError
 
-__all__ = ["Layout", "patch_dataset", "representative_dataset"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Layout",
+    "augmented_patches",
+    "patch_dataset",
+    "representative_dataset",
+]
+
+AUGMENTATIONS = 8
+"""The flips/rotations of a square patch; augmentation code ``a`` in ``0..7`` (0: as is)."""
 
 
 def _as_float_cube(cube: np.ndarray) -> np.ndarray:
@@ -77,6 +87,7 @@ def patch_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     unlabelled_ok: bool = False,
+    keys: bool = False,
 ) -> tf.data.Dataset:
     """Streams batches of patches around ``centers``.
 
@@ -96,9 +107,15 @@ def patch_dataset(
         repeat: Repeat forever.
         drop_remainder: Drop the last incomplete batch.
         unlabelled_ok: Accept :data:`UNLABELLED` (-1) labels (pixels without a class).
+        keys: Also yield each patch's key: ``i * AUGMENTATIONS + a`` with augmentation
+            (``i`` its position in ``centers``, ``a`` its augmentation code), ``i`` without
+            (and for ``"1d"``): its row in a table of per-patch values, e.g. a teacher's
+            logits over :func:`augmented_patches` with the same ``augment`` and ``layout``.
+            Batches, order and augmentation are the same as without keys.
 
     Returns:
-        A dataset of ``(x, y)`` float32/int32 batches, or ``x`` when ``labels`` is None.
+        A dataset of ``(x, y)`` float32/int32 batches, or ``x`` when ``labels`` is None;
+        with ``keys``, ``((key, x), y)`` or ``(key, x)``.
 
     Raises:
         ConfigError: Bad layout, padding, batch size, or a patch size that is even or
@@ -110,7 +127,7 @@ def patch_dataset(
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}.")
     cube = _as_float_cube(cube)
-    h, w, bands = cube.shape
+    h, w, _ = cube.shape
     radius = check_patch_size(patch_size, h, w)
     centers = check_centers(centers, h, w)
     n = centers.shape[0]
@@ -118,12 +135,50 @@ def patch_dataset(
         raise DataFormatError("no centre pixels given; the split selected no pixel.")
     y = None if labels is None else _check_labels(labels, n, unlabelled_ok=unlabelled_ok)
 
+    gather = _gatherer(cube, radius, int(patch_size), layout, padding)
+
+    use_rand = augment and layout != "1d"
+    index = np.arange(n, dtype=np.int32)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (centers.astype(np.int32), index) if y is None else (centers.astype(np.int32), index, y)
+    )
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if use_rand:
+        rand = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, rand)).map(lambda e, r: (*e, r))
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+
+    def to_batch(*elems: tf.Tensor) -> Any:
+        rand = elems[-1] if use_rand else None
+        x = gather(elems[0], rand)
+        if keys:
+            key = elems[1] if rand is None else elems[1] * AUGMENTATIONS + _code(rand)
+            x = (key, x)
+        return x if y is None else (x, elems[2])
+
+    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _code(rand: tf.Tensor) -> tf.Tensor:
+    """The augmentation code (0..7) drawn from a random int64."""
+    return tf.cast(tf.bitwise.bitwise_and(rand, AUGMENTATIONS - 1), tf.int32)
+
+
+def _gatherer(
+    cube: np.ndarray, radius: int, patch_size: int, layout: Layout, padding: str
+) -> Callable[[tf.Tensor, tf.Tensor | None], tf.Tensor]:
+    """``gather(centres, rand)``: a batch of patches, flipped/rotated by ``rand``'s code."""
+    h, w, bands = cube.shape
     if layout == "1d":
         source, row_stride, k = cube.reshape(h * w, bands), w, 1
         radius = 0
     else:
         source = pad_cube(cube, radius, mode=padding)
-        row_stride, k = source.shape[1], int(patch_size)
+        row_stride, k = source.shape[1], patch_size
         source = source.reshape(-1, bands)
     # A CPU variable, not a constant: a captured constant is copied into the dataset graph
     # and serialised on every iterator creation (seconds and 2-3 extra copies on big cubes).
@@ -138,7 +193,7 @@ def patch_dataset(
         c = tf.cast(c, tf.int32)
         oi, oj = di[None], dj[None]
         if rand is not None:
-            bits = tf.cast(tf.bitwise.bitwise_and(rand, 7), tf.int32)
+            bits = _code(rand)
             swap = tf.equal(bits % 2, 1)[:, None, None]
             sign_r = (1 - 2 * ((bits // 2) % 2))[:, None, None]
             sign_c = (1 - 2 * ((bits // 4) % 2))[:, None, None]
@@ -155,25 +210,38 @@ def patch_dataset(
             return x[:, 0, 0, :, None]
         return x
 
-    use_rand = augment and layout != "1d"
-    ds = tf.data.Dataset.from_tensor_slices(
-        (centers.astype(np.int32),) if y is None else (centers.astype(np.int32), y)
-    )
-    if shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if use_rand:
-        rand = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, rand)).map(lambda e, r: (*e, r))
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    return gather
 
-    def to_batch(*elems: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
-        rand = elems[-1] if use_rand else None
-        x = gather(elems[0], rand)
-        return x if y is None else (x, elems[1])
 
-    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
+def augmented_patches(
+    cube: np.ndarray,
+    centers: np.ndarray,
+    *,
+    patch_size: int,
+    layout: Layout,
+    augment: bool = True,
+    batch_size: int = 256,
+    padding: str = "reflect",
+) -> tf.data.Dataset:
+    """Every patch of ``centers`` (under every augmentation with ``augment``), in key order.
+
+    Batch ``b`` holds the patches of keys ``b * batch_size ...`` (the keys of
+    :func:`patch_dataset` with ``keys=True`` and the same ``augment`` and ``layout``), so
+    running a model over it gives the table those keys index. ``"1d"`` patches have no
+    augmentation: one per centre.
+    """
+    check_layout(layout)
+    check_padding(padding)
+    cube = _as_float_cube(cube)
+    h, w, _ = cube.shape
+    radius = check_patch_size(patch_size, h, w)
+    centers = check_centers(centers, h, w)
+    gather = _gatherer(cube, radius, int(patch_size), layout, padding)
+    per = AUGMENTATIONS if augment and layout != "1d" else 1
+    codes = np.tile(np.arange(per, dtype=np.int64), len(centers))
+    repeated = np.repeat(centers.astype(np.int32), per, axis=0)
+    ds = tf.data.Dataset.from_tensor_slices((repeated, codes)).batch(int(batch_size))
+    ds = ds.map(lambda c, a: gather(c, a if per > 1 else None), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,14 @@ from tfhsi.data.scene_data import SceneData
 from tfhsi.data.splits import Split
 from tfhsi.data.transforms import SpectralTransform
 from tfhsi.errors import SplitError
+from tfhsi.layouts import INPUT_STAGES, InputStage
 
 if TYPE_CHECKING:
     from tfhsi._keras import tf
+
+CALIBRATION_QUANTILES = (1e-3, 1.0 - 1e-3)
+"""Calibration patches are clipped to these quantiles of the training pixels' values (see
+:meth:`PreparedScene.calibration_range`)."""
 
 SPLIT_FILE = "split.npz"
 TRANSFORM_FILE = "transform.npz"
@@ -39,6 +45,30 @@ class PreparedScene:
     @property
     def bands(self) -> int:
         return int(self.cube.shape[-1])
+
+    def cube_at(self, stage: InputStage = "transformed") -> np.ndarray:
+        """The float32 cube a model with input ``stage`` takes (see
+        :data:`tfhsi.layouts.InputStage`): :attr:`cube`, the standardised bands, or the raw
+        bands."""
+        if stage == "transformed":
+            return self.cube
+        if stage == "standardised":
+            return self.cube if self.transform.pca_components is None else self._standardised
+        if stage == "raw":
+            return self._raw
+        raise ValueError(f"stage must be one of {INPUT_STAGES}; got {stage!r}")
+
+    def bands_at(self, stage: InputStage = "transformed") -> int:
+        """Bands of :meth:`cube_at` ``(stage)``."""
+        return self.bands if stage == "transformed" else self.transform.in_bands
+
+    @cached_property
+    def _standardised(self) -> np.ndarray:
+        return self.transform.standardise(self.scene.cube)
+
+    @cached_property
+    def _raw(self) -> np.ndarray:
+        return np.asarray(self.scene.cube, np.float32)
 
     def selection_subset(self) -> str | None:
         """The subset that picks the best epoch: ``"val"``, or None (keep the last epoch).
@@ -68,11 +98,13 @@ class PreparedScene:
         seed: int = 0,
         augment: bool = False,
         unlabelled: np.ndarray | None = None,
+        stage: InputStage = "transformed",
     ) -> tf.data.Dataset:
         """Batched ``(patches, class index)`` of ``subset``, streamed from the padded cube.
 
         ``unlabelled`` centres (see :meth:`unlabelled_centers`) join the subset with the label
-        :data:`~tfhsi.data.pipeline.UNLABELLED`.
+        :data:`~tfhsi.data.pipeline.UNLABELLED`. ``stage``: the values the model takes
+        (:meth:`cube_at`).
         """
         from tfhsi.data.pipeline import UNLABELLED, patch_dataset
 
@@ -86,7 +118,7 @@ class PreparedScene:
             centers = np.concatenate([centers, np.asarray(unlabelled, np.int32)])
             targets = np.concatenate([targets, np.full(len(unlabelled), UNLABELLED, np.int32)])
         return patch_dataset(
-            self.cube,
+            self.cube_at(stage),
             centers,
             targets,
             patch_size=patch_size,
@@ -108,19 +140,48 @@ class PreparedScene:
         return np.argwhere((self.scene.labels == 0) & ~near).astype(np.int32)
 
     def representative(
-        self, *, patch_size: int, layout: Layout, num_samples: int = 200, seed: int = 0
+        self,
+        *,
+        patch_size: int,
+        layout: Layout,
+        num_samples: int = 200,
+        seed: int = 0,
+        stage: InputStage = "transformed",
     ) -> Callable[[], Iterator[list[np.ndarray]]]:
-        """Calibration patches for int8 conversion, drawn from training pixels only."""
+        """Calibration patches for int8 conversion, drawn from training pixels only, their
+        values clipped to :meth:`calibration_range`."""
         from tfhsi.data.pipeline import representative_dataset
 
-        return representative_dataset(
-            self.cube,
+        patches = representative_dataset(
+            self.cube_at(stage),
             self.centers("train"),
             patch_size=patch_size,
             layout=layout,
             num_samples=num_samples,
             seed=seed,
         )
+        low, high = self.calibration_range(stage)
+
+        def clipped() -> Iterator[list[np.ndarray]]:
+            for sample in patches():
+                yield [np.clip(x, low, high) for x in sample]
+
+        return clipped
+
+    def calibration_range(self, stage: InputStage = "transformed") -> tuple[float, float]:
+        """The values an integer file's input is calibrated for: the 0.1 % and 99.9 %
+        quantiles (:data:`CALIBRATION_QUANTILES`) of :meth:`cube_at` ``(stage)`` over the
+        training pixels. A few corrupt pixels (Salinas-A has two about 840 standard deviations
+        out in three bands) would otherwise set the int8 input scale, and every ordinary value
+        would round to a handful of steps; with this range they saturate instead."""
+        values = self.cube_at(stage)[self.split.train]
+        low, high = np.quantile(values, CALIBRATION_QUANTILES)
+        return float(low), float(high)
+
+    def value_range(self, stage: InputStage = "transformed") -> tuple[np.ndarray, np.ndarray]:
+        """Per-band ``(min, max)`` of :meth:`cube_at` ``(stage)`` over the training pixels."""
+        pixels = self.cube_at(stage)[self.split.train]
+        return pixels.min(axis=0), pixels.max(axis=0)
 
     def save(self, folder: str | Path) -> dict[str, Any]:
         """Writes the split and the fitted transform to ``folder``; returns what was written."""

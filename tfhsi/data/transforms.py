@@ -10,7 +10,7 @@ transform.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from tfhsi.atomic import atomic_open
 from tfhsi.errors import ConfigError, DataFormatError
+from tfhsi.layouts import InputStage
 
 _FORMAT = "tfhsi.SpectralTransform"
 _VERSION = 1
@@ -170,6 +171,38 @@ class SpectralTransform:
             return z
         assert self.pca_mean is not None
         return (z - self.pca_mean) @ self.pca_components
+
+    def standardise(self, cube: np.ndarray) -> np.ndarray:
+        """The per-band standardisation alone (no PCA): float32 ``(..., B)``; zero-variance
+        bands are 0. Equals :meth:`apply` when no PCA is fitted."""
+        if self.pca_components is None:
+            return self.apply(cube)
+        return replace(self, pca_components=None, pca_mean=None).apply(cube)
+
+    def affine(self, *, inputs: InputStage) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, b)`` with ``apply(x) == x' @ W + b`` per pixel, where ``x'`` is what a model
+        whose first layer is that map takes: ``inputs="raw"`` the raw bands (standardisation
+        and PCA both in ``W, b``), ``"standardised"`` the standardised bands (PCA only; the
+        standardisation stays outside, e.g. in the file's metadata).
+
+        Returns:
+            ``W`` ``(B, out_bands)`` and ``b`` ``(out_bands,)``, float64. Without PCA and
+            ``inputs="standardised"`` that is the identity.
+        """
+        bands = self.in_bands
+        if inputs == "standardised":
+            w, b = np.eye(bands), np.zeros(bands)
+        elif inputs == "raw":
+            inv = 1.0 / self.scale
+            inv[self.zero_variance_bands] = 0.0
+            w, b = np.diag(inv), -self.mean * inv
+        else:
+            raise ConfigError(f"inputs={inputs!r}: fold the transform for 'raw' or 'standardised'.")
+        if self.pca_components is None:
+            return w, b
+        assert self.pca_mean is not None
+        p = self.pca_components
+        return w @ p, b @ p - self.pca_mean @ p
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary for run records."""

@@ -12,7 +12,7 @@ import numpy as np
 from tfhsi.data.prepared import PreparedScene
 from tfhsi.errors import DataFormatError, ModelFileNotFoundError
 from tfhsi.experiment.folders import MODEL_FILE, LoadedRun
-from tfhsi.layouts import Layout, infer_layout
+from tfhsi.layouts import InputStage, Layout, infer_layout
 from tfhsi.train.metrics import Metrics
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -27,6 +27,7 @@ class Predictor:
     input_shape: tuple[int | None, ...]
     source: str = "the model"
     classes: int | None = None  # scores per sample, where known
+    stage: InputStage = "transformed"  # what its input values are (tfhsi.layouts.InputStage)
 
     def _patch_and_layout(self, bands: int) -> tuple[int, Layout]:
         """(patch size, layout) of the patches this model takes, from its input shape.
@@ -56,7 +57,7 @@ class Predictor:
                 f"{self.source} scores {self.classes} classes but this run's scene "
                 f"({scene.display_name}) has {scene.n_classes}; {_FIT_FIX}."
             )
-        patch, layout = self._patch_and_layout(prepared.bands)
+        patch, layout = self._patch_and_layout(prepared.bands_at(self.stage))
         height, width = scene.labels.shape
         if patch > min(height, width):
             raise DataFormatError(
@@ -81,11 +82,14 @@ def predictor(path: Path, *, threads: int | None = None) -> Predictor:
     if path.is_dir():
         path = path / MODEL_FILE
     if path.suffix == ".tflite":
+        from tfhsi.export.metadata import input_stage, read_metadata
         from tfhsi.profile.interpreter import TFLiteModel
 
         model = TFLiteModel(path, num_threads=threads)
         out = model.output_shape[-1] if len(model.output_shape) == 2 else None
-        return Predictor(model.predict, "tflite", tuple(model.input_shape[1:]), str(path), out)
+        stage = input_stage(read_metadata(path.read_bytes()))
+        shape = tuple(model.input_shape[1:])
+        return Predictor(model.predict, "tflite", shape, str(path), out, stage)
     if path.suffix in (".keras", ".h5"):
         from tfhsi._keras import keras
 
@@ -106,12 +110,26 @@ def evaluate_path(
     The patch size and layout come from the model's input shape, so a student (another patch
     size) or a lowered model (2-D layout) evaluates on its teacher's run.
     """
+    return evaluate_file(path, run.prepared, subset=subset, threads=threads)
+
+
+def evaluate_file(
+    path: Path, prepared: PreparedScene, *, subset: str = "test", threads: int | None = None
+) -> Metrics:
+    """OA/AA/Kappa of the model file at ``path`` on ``subset`` of ``prepared``: patches cut as
+    its input shape says, values as its metadata says (:attr:`Predictor.stage`)."""
     from tfhsi.train.evaluate import evaluate
 
     model = predictor(path, threads=threads)
-    patch, layout = model.fit_to(run.prepared)
-    batches = run.prepared.dataset(subset, patch_size=patch, layout=layout, batch_size=256)  # type: ignore[arg-type]
-    return evaluate(model.predict, batches, class_names=run.prepared.scene.class_names)
+    patch, layout = model.fit_to(prepared)
+    batches = prepared.dataset(
+        subset,
+        patch_size=patch,
+        layout=layout,  # type: ignore[arg-type]
+        batch_size=256,
+        stage=model.stage,
+    )
+    return evaluate(model.predict, batches, class_names=prepared.scene.class_names)
 
 
 def predict_scene(
@@ -122,15 +140,17 @@ def predict_scene(
     layout: Layout,
     labelled_only: bool = False,
     batch_size: int = 256,
+    stage: InputStage = "transformed",
 ) -> np.ndarray:
-    """Predicted labels 1..C for every pixel (or only labelled ones; 0 elsewhere)."""
+    """Predicted labels 1..C for every pixel (or only labelled ones; 0 elsewhere);
+    ``stage``: what the model's input values are (:meth:`PreparedScene.cube_at`)."""
     from tfhsi.data.pipeline import patch_dataset
 
     labels = prepared.scene.labels
     mask = labels > 0 if labelled_only else np.ones_like(labels, dtype=bool)
     centers = np.argwhere(mask).astype(np.int32)
     stream = patch_dataset(
-        prepared.cube,
+        prepared.cube_at(stage),
         centers,
         None,
         patch_size=patch_size,

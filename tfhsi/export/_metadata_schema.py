@@ -222,7 +222,7 @@ def _tensor(t: Table, files: dict[str, bytes]) -> dict[str, Any]:
             std = _floats(options, 1)
             normalization = {
                 "mean": _floats(options, 0),
-                "std": std,
+                "std": [None if math.isinf(v) else v for v in std],
                 "constant_bands": [i for i, v in enumerate(std) if math.isinf(v)],
             }
     stats_table = _child(t, 5)

@@ -65,12 +65,16 @@ class ModelAudit:
         float_ops: Ops that compute in floating point (float32, float16, hybrid).
         float_islands: Float ops computing between integer parts of the model.
         precision: ``float32``, ``float16-weights``, ``dynamic-range``, ``int8``,
-            ``int16x8``, ``mixed`` (integer with float islands) or ``other``.
+            ``int16x8``, ``w4a8`` (int4 weights, int8 activations), ``w4/8a8`` (int4 and
+            int8 weights), ``w4a16`` / ``w4/8a16``, ``mixed`` (integer with float islands) or
+            ``other``.
         is_full_int8: No float op and no float tensor except the model's own I/O.
         verdicts: Target name -> :class:`Verdict`.
         class_names: Labels from the ``<stem>.labels.txt`` sidecar, when present.
         notes: Other findings (labels that do not match the output size ...).
         smoke: Results of optional runtime smoke tests (``tflm_smoke=True``).
+        weight_dtypes: Op label -> dtype of its quantised integer weights (``int4``,
+            ``int8``), for ops that have some.
     """
 
     source: str
@@ -87,6 +91,7 @@ class ModelAudit:
     class_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     smoke: list[SmokeResult] = field(default_factory=list)
+    weight_dtypes: dict[str, str] = field(default_factory=dict)
 
     @property
     def op_counts(self) -> dict[str, int]:
@@ -115,7 +120,14 @@ class ModelAudit:
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
             "op_counts": self.op_counts,
-            "ops": [{**op.to_dict(), "kind": self.kinds[op.label]} for op in self.ops],
+            "ops": [
+                {
+                    **op.to_dict(),
+                    "kind": self.kinds[op.label],
+                    "weights": self.weight_dtypes.get(op.label),
+                }
+                for op in self.ops
+            ],
             "float_ops": [op.label for op in self.float_ops],
             "float_islands": [i.to_dict() for i in self.float_islands],
             "verdicts": {name: v.to_dict() for name, v in self.verdicts.items()},
@@ -178,6 +190,7 @@ def audit(model: bytes | str | os.PathLike[str], *, tflm_smoke: bool = False) ->
         class_names=class_names,
         notes=notes,
         smoke=smoke,
+        weight_dtypes=dict(precision.weight_dtypes),
     )
 
 

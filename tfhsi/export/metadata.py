@@ -37,7 +37,7 @@ import numpy as np
 from tfhsi.errors import ConfigError, DataFormatError, UnsupportedError
 from tfhsi.export import _metadata_schema as metadata_fb
 from tfhsi.export.graph import load_schema
-from tfhsi.layouts import check_layout, infer_layout
+from tfhsi.layouts import InputStage, check_layout, infer_layout
 from tfhsi.tflite_file import read_tflite
 
 __all__ = [
@@ -47,7 +47,9 @@ __all__ = [
     "Normalization",
     "OutputInfo",
     "add_metadata",
+    "input_stage",
     "read_metadata",
+    "restamp_metadata",
 ]
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -189,6 +191,66 @@ def add_metadata(
     return _append_files(packed, {LABELS_FILE: labels})
 
 
+def restamp_metadata(
+    data: bytes,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    version: str | None = None,
+    author: str | None = None,
+    licence: str | None = None,
+) -> bytes:
+    """``data`` with the given ``ModelMetadata`` fields replaced and everything else its
+    metadata says (input normalisation, value range, labels) kept, e.g. to state the author
+    and licence of a released file.
+
+    Raises:
+        ConfigError: the file has no metadata to restamp.
+    """
+    meta = read_metadata(data)
+    if meta is None:
+        raise ConfigError(
+            "the file has no TFLite metadata to restamp; export it with tfhsi (which writes "
+            "it) or call add_metadata()."
+        )
+    tensor, output = meta["inputs"][0], meta["outputs"][0]
+    norm, stats = tensor["normalization"], tensor["stats"]
+    normalization = None
+    if norm is not None:
+        std = [1.0 if v is None else v for v in norm["std"]]
+        normalization = Normalization(norm["mean"], std, norm["constant_bands"])
+    _, content = read_tflite(bytes(data))
+    in_shape, _ = _io_shapes(load_schema().ModelT.InitFromPackedBuf(content, 0))
+    found = infer_layout(in_shape[1:])
+    return add_metadata(
+        data,
+        name=meta["name"] if name is None else name,
+        description=meta["description"] if description is None else description,
+        version=meta["version"] if version is None else version,
+        author=meta["author"] if author is None else author,
+        licence=meta["license"] if licence is None else licence,
+        input=InputInfo(
+            tensor["description"],
+            bands=found[2] if found else 0,
+            layout=tensor["layout"],
+            normalization=normalization,
+            value_range=None if stats is None else (stats["min"], stats["max"]),
+        ),
+        output=OutputInfo(output["description"], output["labels"] or ()),
+    )
+
+
+def input_stage(metadata: dict[str, Any] | None) -> InputStage:
+    """What values a file's input takes (:data:`tfhsi.layouts.InputStage`), from its
+    :func:`read_metadata`: no metadata → ``"transformed"`` (the run's transform applied
+    outside the file, as before files carried their preprocessing); a normalisation in the
+    metadata → ``"standardised"`` (the consumer applies it to the raw bands); metadata
+    without one → ``"raw"`` (the file takes the bands as stored)."""
+    if metadata is None or not metadata.get("inputs"):
+        return "transformed"
+    return "standardised" if metadata["inputs"][0].get("normalization") else "raw"
+
+
 def read_metadata(data: bytes) -> dict[str, Any] | None:
     """The metadata of a ``.tflite`` file as plain values, or None when it has none.
 
@@ -197,7 +259,8 @@ def read_metadata(data: bytes) -> dict[str, Any] | None:
         ``min_parser_version``, ``files`` (names packed in the file) and ``inputs`` /
         ``outputs``: per tensor ``name``, ``description``, ``dimension_names``,
         ``layout`` (from the dimension names, or None), ``content``, ``normalization``
-        (``mean``, ``std``, ``constant_bands``) or None, ``stats`` (``min``, ``max``) or
+        (``mean``, ``std``, ``constant_bands``; ``std`` is None for those bands, whose
+        stored std is ``inf``, so the result is plain JSON) or None, ``stats`` (``min``, ``max``) or
         None, ``associated_files`` (``name``, ``description``, ``type``) and ``labels``
         (the lines of its ``TENSOR_AXIS_LABELS`` file, or None).
 

@@ -22,7 +22,10 @@ TFLite Micro (``tflite-micro`` Python runtime, the op resolver of ``python_ops_r
     ``kernels/strided_slice_common.cc`` (``kMaxDim = 4``) and ``kernels/concatenation.cc``
     (``kMaxInputNum = 10``). Measured with the runtime: hybrid models fail ("Hybrid models
     are not supported on TFLite Micro"), DEQUANTIZE takes int8/int16/uint8 only (so
-    float16-weight models fail).
+    float16-weight models fail). int4 (packed) weights, measured with ai-edge-quantizer 0.10
+    files: CONV_2D runs; FULLY_CONNECTED fails to prepare (``fully_connected_common.cc``:
+    "input->type == kTfLiteInt8 && filter->type != kTfLiteInt4"); no other op was seen with
+    int4 weights, so none is assumed to run.
 
 Edge TPU
     Source: coral.ai, "TensorFlow models on the Edge TPU", *Supported operations* and
@@ -37,6 +40,7 @@ __all__ = [
     "EDGETPU_MAX_INNER_DIMS",
     "EDGETPU_OPS",
     "TFLM_CONCAT_MAX_INPUTS",
+    "TFLM_INT4_WEIGHT_OPS",
     "TFLM_MAX_RANK",
     "TFLM_OPS",
     "XNNPACK_FLOAT_OPS",
@@ -101,6 +105,7 @@ TFLM_OPS = frozenset(
         "UNPACK", "VAR_HANDLE", "WHILE", "ZEROS_LIKE",
     }
 )  # fmt: skip
+TFLM_INT4_WEIGHT_OPS = frozenset({"CONV_2D"})  # ops whose TFLM kernel takes int4 weights
 TFLM_MAX_RANK = {"STRIDED_SLICE": 4}  # input rank limit per op
 TFLM_CONCAT_MAX_INPUTS = 10
 

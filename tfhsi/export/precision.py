@@ -13,13 +13,17 @@ Definitions used throughout tfhsi:
 * A model is *full integer* (``is_full_int8``) when it has no float op, at least one
   int8/int16 op, and no float tensor other than the model's own inputs and outputs
   (so QUANTIZE at the input and DEQUANTIZE at the output are allowed, nothing else).
+* An integer model's *weight bits* come from the quantised constant inputs (filters, not
+  int32 biases) of its integer ops: a model whose weights are all int4 is ``w4a8`` (int8
+  activations) or ``w4a16``; some int4 and some int8 is ``w4/8a8`` / ``w4/8a16``; all int8
+  keeps the names ``int8`` / ``int16x8``.
 * A *float island* is a connected group of float ops inside a model that also computes
   in integers, e.g. ``DEQUANTIZE#0 → CONV_3D#1 (float32) → QUANTIZE#2``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tfhsi.export.graph import FLOAT_DTYPES, ModelGraph, OpInfo, TensorInfo
@@ -31,6 +35,7 @@ __all__ = [
     "analyse",
     "op_kind",
     "static_tensors",
+    "weight_dtypes",
 ]
 
 FLOAT_KINDS = frozenset({"float32", "float16", "hybrid"})
@@ -117,9 +122,30 @@ class Precision:
     kinds: dict[str, str]  # op label -> kind
     float_ops: list[OpInfo]
     float_islands: list[FloatIsland]
-    label: str  # float32 | float16-weights | dynamic-range | int8 | int16x8 | mixed | other
+    label: str  # float32 | float16-weights | dynamic-range | int8 | int16x8 | w4a8 | w4/8a8 | …
     is_full_int8: bool
     stray_float_tensors: list[str]  # float tensors between integer ops (not model I/O)
+    weight_dtypes: dict[str, str] = field(default_factory=dict)  # op label -> int4 / int8
+
+
+def weight_dtypes(graph: ModelGraph) -> dict[str, str]:
+    """Op label → dtype of its quantised integer weights (``int4``, ``int8``) for every op
+    with such a constant input (int32 biases and shape operands do not count)."""
+    found: dict[str, str] = {}
+    for op in graph.ops:
+        dtypes = {t.dtype for t in op.inputs if t.is_constant and t.quantized}
+        dtypes &= {"int4", "int8", "uint8"}
+        if dtypes:
+            found[op.label] = "int4" if dtypes == {"int4"} else min(dtypes - {"int4"} or dtypes)
+    return found
+
+
+def _integer_label(activations16: bool, weights: dict[str, str]) -> str:
+    bits = set(weights.values())
+    if "int4" not in bits:
+        return "int16x8" if activations16 else "int8"
+    act = "a16" if activations16 else "a8"
+    return f"w4{act}" if bits == {"int4"} else f"w4/8{act}"
 
 
 def analyse(graph: ModelGraph) -> Precision:
@@ -149,11 +175,17 @@ def analyse(graph: ModelGraph) -> Precision:
         else:
             label = "float32"
     elif integer_ops:
-        label = "int16x8" if any(kinds[o.label] == "int16" for o in integer_ops) else "int8"
+        a16 = any(kinds[o.label] == "int16" for o in integer_ops)
+        label = _integer_label(a16, {o.label: w for o, w in _op_weights(graph, integer_ops)})
     else:
         label = "other"
     islands = _islands(graph, float_ops, kinds) if integer_ops else []
-    return Precision(kinds, float_ops, islands, label, is_full, stray)
+    return Precision(kinds, float_ops, islands, label, is_full, stray, weight_dtypes(graph))
+
+
+def _op_weights(graph: ModelGraph, ops: list[OpInfo]) -> list[tuple[OpInfo, str]]:
+    weights = weight_dtypes(graph)
+    return [(op, weights[op.label]) for op in ops if op.label in weights]
 
 
 def _islands(

@@ -5,7 +5,9 @@ A preset is a *request*; what a file is comes from :func:`tfhsi.export.inspect.a
 file (its op table), and reports and cards show the audit's precision. A preset with a
 ``promise`` is held to it: ``int8`` and ``int16x8`` files are integer end to end (Conv3D is
 lowered to Conv2D for them), or the export fails (:func:`tfhsi.deployment.export_tflite`);
-``int8-mixed`` is the converter's default result, float islands and all.
+``int8-mixed`` is the converter's default result, float islands and all. ``w4a8`` and
+``auto-mixed`` are made by ai-edge-quantizer from the float (lowered) fp32 file
+(:mod:`tfhsi.export.aeq`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,30 @@ from typing import Literal
 from tfhsi.registry import Registry
 
 Conv3d = Literal["lower", "keep"]
+Quantizer = Literal["converter", "ai-edge-quantizer"]
+Promise = Literal["int8", "int16x8", "w4a8", "w4/8a8"]
+
+
+@dataclass(frozen=True)
+class AeqRecipe:
+    """What ai-edge-quantizer does to the float (lowered) fp32 file of a model.
+
+    Attributes:
+        weight_bits, activation_bits: Static (full integer) quantisation of every op it
+            supports: channelwise symmetric weights, int8 asymmetric / int16 symmetric
+            activations calibrated on training patches.
+        keep_bits: The weight bits of the layers kept at higher precision (``keep_int8``).
+        search: ``"auto-mixed"``: the smallest set of layers kept at ``keep_bits`` that brings
+            validation OA within ``tolerance_pp`` of the ``keep_bits`` file (greedy, most
+            sensitive layer first, see :func:`tfhsi.export.aeq.auto_mixed`).
+        tolerance_pp: Percentage points of validation OA the search may lose.
+    """
+
+    weight_bits: int
+    activation_bits: int = 8
+    keep_bits: int = 8
+    search: Literal["none", "auto-mixed"] = "none"
+    tolerance_pp: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,6 +60,10 @@ class PresetSpec:
         promise: The precision the audit must find in the file (every op integer, see
             :func:`tfhsi.export.inspect.audit`); otherwise the export fails, naming the float
             ops. None: the audit's precision is recorded, not enforced.
+        also_accepts: Other audit precisions that keep the promise: ``w4a8`` of a model
+            with an op that has no int4 kernel (DEPTHWISE_CONV_2D keeps int8 weights) is
+            ``w4/8a8``; ``auto-mixed`` may end with every layer int4 (the ``w4a8`` file) or
+            every layer int8.
         same_as: The preset whose file this one is when the audit finds that preset's
             ``promise`` met (e.g. ``int8-mixed`` of a model with no float op is the ``int8``
             file): such an export is refused as a duplicate.
@@ -42,6 +72,9 @@ class PresetSpec:
         io: Input/output dtype of the file (None: float32).
         ops: The converter op set it must fit (None: TFLite builtins).
         runtimes: Runtimes that can run such a file when every op allows it.
+        quantizer: Who makes the file: the TFLite ``"converter"`` from the Keras model, or
+            ``"ai-edge-quantizer"`` from the float (lowered) fp32 file and ``aeq``.
+        aeq: The ai-edge-quantizer recipe (rows with ``quantizer="ai-edge-quantizer"``).
     """
 
     name: str
@@ -50,13 +83,21 @@ class PresetSpec:
     activations: str
     calibration: bool = False
     conv3d: Conv3d = "keep"
-    promise: Literal["int8", "int16x8"] | None = None
+    promise: Promise | None = None
+    also_accepts: tuple[str, ...] = ()
     same_as: str | None = None
     optimize: bool = True
     float16: bool = False
     io: Literal["int8", "int16"] | None = None
     ops: Literal["int16x8"] | None = None
     runtimes: tuple[str, ...] = ("litert-xnnpack",)
+    quantizer: Quantizer = "converter"
+    aeq: AeqRecipe | None = None
+
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        """The audit precisions that keep :attr:`promise` (empty: nothing is enforced)."""
+        return (self.promise, *self.also_accepts) if self.promise else ()
 
 
 PRESETS: Registry[PresetSpec] = Registry("export preset")
@@ -85,6 +126,19 @@ _TABLE = (
         "int16x8", "int16 activations, int8 weights, int16 input and output (Conv3D lowered)",
         "int8", "int16", calibration=True, conv3d="lower", io="int16", ops="int16x8",
         promise="int16x8", runtimes=("litert-xnnpack", "tflm"),
+    ),
+    PresetSpec(
+        "w4a8", "int4 weights, int8 activations, full integer (Conv3D lowered; ai-edge-quantizer)",
+        "int4", "int8", calibration=True, conv3d="lower", promise="w4a8",
+        also_accepts=("w4/8a8",),
+        quantizer="ai-edge-quantizer", aeq=AeqRecipe(weight_bits=4),
+    ),
+    PresetSpec(
+        "auto-mixed", "int4 weights except the fewest layers kept int8 that bring validation OA "
+        "within 0.5 pp of int8 (Conv3D lowered; ai-edge-quantizer)", "int4 + int8", "int8",
+        calibration=True, conv3d="lower", promise="w4/8a8", also_accepts=("w4a8", "int8"),
+        same_as="w4a8", quantizer="ai-edge-quantizer",
+        aeq=AeqRecipe(weight_bits=4, search="auto-mixed"),
     ),
 )  # fmt: skip
 for _spec in _TABLE:
@@ -117,6 +171,11 @@ class _PresetEnum(str, Enum):
     @property
     def needs_representative(self) -> bool:
         return self.spec.calibration
+
+    @property
+    def needs_validation(self) -> bool:
+        """The preset searches on validation pixels (``auto-mixed``)."""
+        return self.spec.aeq is not None and self.spec.aeq.search != "none"
 
 
 Preset = _PresetEnum(  # type: ignore[call-overload]

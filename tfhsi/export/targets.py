@@ -194,6 +194,13 @@ def _check_tflm(graph: ModelGraph, precision: Precision) -> Verdict:
             )
         if kind == "float16":
             found.add(op, "float16 activations: TFLM kernels take float32 or integers")
+        int4 = precision.weight_dtypes.get(op.label) == "int4"
+        if int4 and op.name not in op_sets.TFLM_INT4_WEIGHT_OPS:
+            found.add(
+                op,
+                f"int4 weights: TFLM's {op.name} takes int8 weights only "
+                "(keep this layer int8: keep_int8)",
+            )
     reasons = found.lines()
     dynamic = _dynamic_tensors(graph)
     if dynamic:
@@ -239,6 +246,8 @@ def _check_edgetpu(graph: ModelGraph, precision: Precision) -> Verdict:
             found.add(op, f"{op.name} is not in the Edge TPU op table")
         if kind not in ("int8", "uint8", "requantize"):
             found.add(op, f"{describe_kind(op, kind)}; the Edge TPU runs 8-bit quantised ops only")
+        if precision.weight_dtypes.get(op.label) == "int4":
+            found.add(op, "int4 weights; the Edge TPU runs 8-bit quantised ops only")
         if kind != "weights":
             data = [t for t in op.inputs if (op.subgraph, t.index) not in static] + op.outputs
             wide = next((t for t in data if _edgetpu_rank_problem(t)), None)

@@ -27,7 +27,7 @@ import numpy as np
 
 from tfhsi.atomic import write_bytes, write_text
 from tfhsi.errors import ConfigError, DataFormatError, TfhsiError, UnsupportedError
-from tfhsi.export.presets import Preset
+from tfhsi.export.presets import PRESETS, Preset
 
 if TYPE_CHECKING:
     from tfhsi._keras import keras
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["ConversionError", "Preset", "convert", "labels_path", "write_tflite"]
 
 Representative = Callable[[], Iterator[Sequence[np.ndarray]]]
+Validate = Callable[[bytes], float]
 
 
 class ConversionError(TfhsiError):
@@ -46,8 +47,13 @@ def convert(
     preset: Preset | str,
     *,
     representative: Representative | None = None,
+    keep_int8: Sequence[str] = (),
+    validate: Validate | None = None,
 ) -> bytes:
     """Converts a Keras model to TFLite flatbuffer bytes with batch fixed to 1.
+
+    A row with ``quantizer="ai-edge-quantizer"`` (``w4a8``, ``auto-mixed``) converts the
+    model to fp32 and quantises that file with ai-edge-quantizer (:mod:`tfhsi.export.aeq`).
 
     Args:
         model: A built ``tf_keras`` model with static per-sample input shapes.
@@ -55,6 +61,10 @@ def convert(
         representative: Calibration data for ``int8`` / ``int16x8``: a function that
             returns an iterator of input lists (``[x]`` per model input), e.g.
             ``PreparedScene.representative(...)``. Batches larger than 1 are split.
+        keep_int8: Layer names or patterns (``re.fullmatch``) kept at int8 weights by the
+            ai-edge-quantizer presets (see :func:`tfhsi.export.aeq.select_layers`).
+        validate: Validation OA of a file (``bytes -> float``), for presets that search
+            (``auto-mixed``); validation pixels only, never test.
 
     Returns:
         The ``.tflite`` bytes. Check what they contain with
@@ -76,11 +86,25 @@ def convert(
             "ranges; pass representative=prepared.representative(patch_size=..., layout=...) "
             "(a function returning an iterator of [x] lists)."
         )
+    if keep_int8 and preset.spec.quantizer != "ai-edge-quantizer":
+        aeq_rows = ", ".join(n for n, s in PRESETS.items() if s.quantizer == "ai-edge-quantizer")
+        raise ConfigError(
+            f"keep_int8 applies to the ai-edge-quantizer presets ({aeq_rows}), not to "
+            f"{preset.value!r}; drop keep_int8 or export with one of those."
+        )
+    if preset.needs_validation and validate is None:
+        raise ConfigError(
+            f"preset {preset.value!r} searches on validation pixels; pass validate= (a function "
+            "giving the validation OA of .tflite bytes), or use tfhsi.deployment.export_tflite."
+        )
     if preset.needs_representative and not callable(representative):
         raise ConfigError(
             "representative must be a function returning an iterator of [x] input lists, got "
             f"{type(representative).__name__}; pass the function itself, not its result."
         )
+
+    if preset.spec.quantizer == "ai-edge-quantizer":
+        return _quantize_with_aeq(model, preset, representative, keep_int8, validate)
 
     from tfhsi._keras import tf
     from tfhsi.native import quiet_native_stderr
@@ -124,6 +148,56 @@ def convert(
             "list (100-500 training patches is typical)."
         )
     return bytes(data)
+
+
+def _quantize_with_aeq(
+    model: Any,
+    preset: Preset,
+    representative: Representative | None,
+    keep_int8: Sequence[str],
+    validate: Validate | None,
+) -> bytes:
+    """The float32 file of ``model``, quantised by ai-edge-quantizer with the row's recipe."""
+    from tfhsi.export.aeq import AeqQuantizer, auto_mixed, select_layers
+
+    recipe = preset.spec.aeq
+    assert recipe is not None and representative is not None
+    specs = _input_specs(model)
+    float_model = convert(model, "fp32")
+    try:
+        quantizer = AeqQuantizer(
+            float_model,
+            _Calibration(representative, specs),
+            activation_bits=recipe.activation_bits,
+        )
+    except TfhsiError:
+        raise
+    except Exception as exc:  # ai-edge-quantizer raises ValueError / RuntimeError
+        raise ConversionError(
+            f"{getattr(model, 'name', 'model')}: ai-edge-quantizer could not calibrate the "
+            f"{preset.value} file: {type(exc).__name__}: {_first_lines(str(exc))}."
+        ) from None
+    keep = select_layers(quantizer.layers, list(keep_int8)) if keep_int8 else []
+    try:
+        if recipe.search == "auto-mixed" and validate is not None:
+            return auto_mixed(
+                quantizer,
+                validate,
+                weight_bits=recipe.weight_bits,
+                keep_bits=recipe.keep_bits,
+                tolerance_pp=recipe.tolerance_pp,
+                keep=keep,
+            ).data
+        return quantizer.quantize(
+            weight_bits=recipe.weight_bits, keep=keep, keep_bits=recipe.keep_bits
+        )
+    except TfhsiError:
+        raise
+    except Exception as exc:
+        raise ConversionError(
+            f"{getattr(model, 'name', 'model')}: ai-edge-quantizer could not quantise the "
+            f"{preset.value} file: {type(exc).__name__}: {_first_lines(str(exc))}."
+        ) from None
 
 
 def _input_specs(model: Any) -> list[Any]:

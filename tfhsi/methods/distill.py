@@ -42,34 +42,41 @@ def run(
     state: ModelState, step: DistillStep, context: StepContext
 ) -> tuple[ModelState, dict[str, Any]]:
     from tfhsi._keras import keras
-    from tfhsi.compress.distill import (
-        Distiller,
-        compile_distiller,
-        finalize_distillation,
-        paired_dataset,
-    )
+    from tfhsi.compress.distill import Distiller, compile_distiller, finalize_distillation
     from tfhsi.train.fit import train_model
 
     teacher, seed = context.teacher, context.seed
     transfer = _transfer_pixels(step, state, teacher, seed=seed, log=context.log)
+    selection = state.prepared.selection_subset()
+    subsets = [("train", transfer, step.augment)]
+    if selection is not None:
+        subsets.append((selection, None, False))
+    tables, offsets, start = [], {}, 0
+    for subset, extra, augment in subsets:  # the teacher's logits, once per patch (and flip)
+        offsets[subset] = start
+        tables.append(_teacher_logits(teacher, subset, extra, augment=augment))
+        start += len(tables[-1])
 
     def pair(subset: str, training: bool):
-        # Same seed: both streams visit the same centres with the same flips/rotations.
-        def stream(of: ModelState):
-            return of.stream(
-                subset,
-                batch_size=context.batch_size,
-                training=training,
-                seed=seed,
-                augment=step.augment,
-                unlabelled=transfer if training else None,
-            )
+        # Same stream as before with each patch's key: same centres, order and flips/rotations
+        # the teacher's logits were computed on.
+        return _keyed_stream(
+            state,
+            subset,
+            batch_size=context.batch_size,
+            training=training,
+            seed=seed,
+            augment=step.augment,
+            unlabelled=transfer if training else None,
+            offset=offsets[subset],
+        )
 
-        return paired_dataset(stream(teacher), stream(state))
-
-    selection = state.prepared.selection_subset()
     distiller = Distiller(
-        teacher.model, state.model, alpha=step.alpha, temperature=step.temperature
+        teacher.model,
+        state.model,
+        alpha=step.alpha,
+        temperature=step.temperature,
+        teacher_logits=np.concatenate(tables),
     )
     steps = int(pair("train", True).cardinality().numpy())
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -105,3 +112,79 @@ def _transfer_pixels(
         f"test and validation pixels{'' if n == wanted else f'; {wanted:,} asked'})"
     )
     return pool[chosen]
+
+
+def _centers(state: ModelState, subset: str, unlabelled: np.ndarray | None):
+    """The centres and labels ``ModelState.stream`` feeds for ``subset`` (transfer pixels last)."""
+    from tfhsi.data.pipeline import UNLABELLED
+
+    prepared = state.prepared
+    centers, targets = prepared.centers(subset), prepared.targets(subset)
+    if unlabelled is not None and len(unlabelled):
+        centers = np.concatenate([centers, np.asarray(unlabelled, np.int32)])
+        targets = np.concatenate([targets, np.full(len(unlabelled), UNLABELLED, np.int32)])
+    return centers, targets
+
+
+_TABLES: dict[str, np.ndarray] = {}  # the last teacher tables of this process (variants share)
+
+
+def _teacher_logits(
+    teacher: ModelState, subset: str, unlabelled: np.ndarray | None, *, augment: bool
+) -> np.ndarray:
+    """The teacher's logits for every patch of ``subset`` (under every augmentation with
+    ``augment``), in the order of the keys of :func:`_keyed_stream`."""
+    import hashlib
+
+    from tfhsi.compress.distill import teacher_logit_table
+    from tfhsi.data.pipeline import augmented_patches
+
+    centers, _ = _centers(teacher, subset, unlabelled)
+    digest = hashlib.sha256()
+    for part in (centers, teacher.prepared.cube, *teacher.model.get_weights()):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(f"{teacher.patch}/{teacher.layout}/{augment}".encode())
+    key = digest.hexdigest()
+    if key not in _TABLES:
+        patches = augmented_patches(
+            teacher.prepared.cube,
+            centers,
+            patch_size=teacher.patch,
+            layout=teacher.layout,  # type: ignore[arg-type]
+            augment=augment,
+        )
+        if len(_TABLES) >= 4:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = teacher_logit_table(teacher.model, patches)
+    return _TABLES[key]
+
+
+def _keyed_stream(
+    state: ModelState,
+    subset: str,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    augment: bool,
+    unlabelled: np.ndarray | None,
+    offset: int,
+):
+    """``state.stream(...)`` with each patch's row in the teacher's table: ``((key, x), y)``."""
+    from tfhsi.data.pipeline import patch_dataset
+
+    centers, targets = _centers(state, subset, unlabelled)
+    ds = patch_dataset(
+        state.prepared.cube,
+        centers,
+        targets,
+        patch_size=state.patch,
+        layout=state.layout,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        shuffle=training,
+        seed=seed,
+        augment=training and augment,
+        unlabelled_ok=unlabelled is not None,
+        keys=True,
+    )
+    return ds.map(lambda x, y: ((x[0] + offset, x[1]), y)) if offset else ds

@@ -9,13 +9,14 @@ A step that fails is recorded in the row's ``error`` (the sweep goes on), never 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tfhsi.atomic import write_json
 from tfhsi.errors import TfhsiError
+from tfhsi.layouts import InputStage
 from tfhsi.methods import ModelState, has_conv3d
 
 Log = Callable[[str], None]
@@ -72,6 +73,7 @@ def export_rows(
     *,
     lower: bool,
     log: Log,
+    keep_int8: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Exports ``state.model`` with each preset the state allows and measures each file.
 
@@ -88,10 +90,12 @@ def export_rows(
     rows, skipped = [], []
     for preset, lowered in export_jobs(allowed, three_d=three_d):
         row_file = folder / f"{preset}.row.json"
-        row = _resumed(row_file, PRESETS.get(preset).promise)
+        row = _resumed(row_file, PRESETS.get(preset).accepts)
         if row is None:
             log(f"  export {preset}")
-            row = _measure_export(state, preset, folder, settings, lower=lowered)
+            row = _measure_export(
+                state, preset, folder, settings, lower=lowered, keep_int8=keep_int8
+            )
             write_json(row_file, row)
         if row.get("skipped"):
             skipped.append(row)
@@ -109,13 +113,13 @@ def export_rows(
     return rows
 
 
-def _resumed(row_file: Path, promise: str | None) -> dict[str, Any] | None:
+def _resumed(row_file: Path, promise: tuple[str, ...]) -> dict[str, Any] | None:
     """The row a resumed run measured already, unless it breaks the preset's promise (a row
     written before int8 files were held to it)."""
     if not row_file.is_file():
         return None
     row: dict[str, Any] = json.loads(row_file.read_text(encoding="utf-8"))
-    if promise is not None and not row.get("error") and row.get("precision") != promise:
+    if promise and not row.get("error") and row.get("precision") not in promise:
         return None
     return row
 
@@ -127,8 +131,10 @@ def _measure_export(
     settings: DeploySettings,
     *,
     lower: bool,
+    keep_int8: Sequence[str] = (),
 ) -> dict[str, Any]:
     from tfhsi.deployment import DuplicateExportError, export_tflite, measure
+    from tfhsi.export.presets import PRESETS
 
     row: dict[str, Any] = {
         "format": preset,
@@ -145,9 +151,12 @@ def _measure_export(
             patch=state.patch,
             layout=state.layout,
             lower=lower,
+            keep_int8=keep_int8 if PRESETS.get(preset).aeq is not None else (),
         )
     except DuplicateExportError as exc:
         why = f"the converter's result has no float op, so it is the {exc.same_as} file"
+        if PRESETS.get(preset).aeq is not None:
+            why = f"no layer needed int8 weights, so it is the {exc.same_as} file"
         return {"format": preset, "skipped": why, "same_as": exc.same_as}
     except TfhsiError as exc:
         row["error"] = str(exc)
@@ -157,8 +166,16 @@ def _measure_export(
     row["tflite"] = str(exported.path)
     row["parameters"] = exported.parameters
     row["layout"] = exported.layout
+    row["inputs"] = exported.inputs
     try:
-        row.update(_accuracy(exported.path, replace(state, layout=exported.layout), settings))
+        row.update(
+            _accuracy(
+                exported.path,
+                replace(state, layout=exported.layout),
+                settings,
+                stage=exported.inputs,
+            )
+        )
         row.update(
             measure(
                 exported.data,
@@ -174,12 +191,19 @@ def _measure_export(
     return row
 
 
-def _accuracy(path: Path, state: ModelState, settings: DeploySettings) -> dict[str, Any]:
+def _accuracy(
+    path: Path, state: ModelState, settings: DeploySettings, *, stage: InputStage
+) -> dict[str, Any]:
     from tfhsi.profile.interpreter import TFLiteModel
     from tfhsi.train.evaluate import evaluate
 
     model = TFLiteModel(path, num_threads=settings.threads)
-    metrics = evaluate(
-        model.predict, state.stream("test", batch_size=256), class_names=settings.class_names
+    batches = state.prepared.dataset(
+        "test",
+        patch_size=state.patch,
+        layout=state.layout,  # type: ignore[arg-type]
+        batch_size=256,
+        stage=stage,
     )
+    metrics = evaluate(model.predict, batches, class_names=settings.class_names)
     return metric_fields(metrics)

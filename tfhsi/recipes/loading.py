@@ -212,7 +212,9 @@ def describe_error(error: Mapping[str, Any]) -> str:
         given = (
             error.get("input", {}).get("method") if isinstance(error.get("input"), dict) else None
         )
-        return f"{field}: unknown method {given!r}; valid methods: {', '.join(METHODS.registered())}."
+        return (
+            f"{field}: unknown method {given!r}; valid methods: {', '.join(METHODS.registered())}."
+        )
     if kind == "union_tag_not_found":
         return f"{field}: each step needs 'method: <{'|'.join(METHODS.registered())}>'."
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")

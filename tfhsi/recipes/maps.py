@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tfhsi.layouts import InputStage
 from tfhsi.methods import ModelState
 
 
@@ -31,10 +32,25 @@ def map_deployed(
     layout = row.get("layout") or state.layout
     model = TFLiteModel(row["tflite"])
     path = folder / f"map_{row['format']}.png"
-    row["map"] = draw_map(replace(state, layout=layout), model.predict, row, path, run_dir)
+    row["map"] = draw_map(
+        replace(state, layout=layout),
+        model.predict,
+        row,
+        path,
+        run_dir,
+        stage=row.get("inputs", "transformed"),
+    )
 
 
-def draw_map(state: ModelState, predict, row: dict[str, Any], path: Path, run_dir: Path) -> str:
+def draw_map(
+    state: ModelState,
+    predict,
+    row: dict[str, Any],
+    path: Path,
+    run_dir: Path,
+    *,
+    stage: InputStage = "transformed",
+) -> str:
     """Renders false colour | truth | prediction | test errors; returns the path in the run."""
     from tfhsi.experiment import predict_scene
     from tfhsi.report.maps import false_colour, save_maps
@@ -42,7 +58,12 @@ def draw_map(state: ModelState, predict, row: dict[str, Any], path: Path, run_di
     scene = state.prepared.scene
     big = scene.labels.size > 50_000  # large scenes: labelled pixels only (the rest is unscored)
     predicted = predict_scene(
-        predict, state.prepared, patch_size=state.patch, layout=state.layout, labelled_only=big
+        predict,
+        state.prepared,
+        patch_size=state.patch,
+        layout=state.layout,
+        labelled_only=big,
+        stage=stage,
     )
     oa = 100 * (row.get("oa") or 0)
     save_maps(

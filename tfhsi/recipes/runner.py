@@ -79,6 +79,11 @@ def run_recipe(
     executor: Executor | None = None,
 ) -> Path:
     """Runs ``recipe`` and writes its results and report; returns the run directory."""
+    if recipe.search is not None:
+        raise ConfigError(
+            f"recipe {recipe.name} has a search: section: run it with `tfhsi recipe run "
+            f"{recipe.name}` or `tfhsi.search.run_search(settings_from_recipe(recipe), ...)`."
+        )
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     effective = apply_quick(recipe) if quick else recipe

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     SerializeAsAny,
@@ -148,6 +149,9 @@ class Variant(_Strict):
     steps: list[SerializeAsAny[StepOptions]] = []
     export: list[str] = ["fp32", "int8"]
     lower: Literal["auto", "never"] = "auto"
+    keep_int8: list[str] = []
+    """Layer names or regexes (``re.fullmatch``) the ai-edge-quantizer presets (w4a8,
+    auto-mixed) keep at int8 weights."""
 
     @field_validator("export")
     @classmethod
@@ -155,6 +159,21 @@ class Variant(_Strict):
         for name in value:
             if name not in PRESETS:
                 raise ValueError(PRESETS.unknown_message(name))
+        return value
+
+    @field_validator("keep_int8")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{pattern!r} is not a regular expression ({exc}); give a layer name or a "
+                    "pattern such as 'conv.*'"
+                ) from None
         return value
 
     @field_validator("steps", mode="wrap")
@@ -189,6 +208,40 @@ class QuickSection(_Strict):
     latency_runs: int = Field(5, ge=1)
 
 
+class SearchSection(_Strict):
+    """A search for the most accurate model that fits a target (``tfhsi search``; see
+    :mod:`tfhsi.search`): the recipe's scene, split, first seed and teacher; the trials' space."""
+
+    target: str
+    max_arena: ByteSize | None = Field(None, description="e.g. 32KiB")
+    max_flash: ByteSize | None = Field(None, description="the .tflite's bytes, e.g. 256KiB")
+    max_latency: float | None = Field(None, gt=0, description="ms, the target's estimate")
+    objective: Literal["oa", "aa"] = "oa"
+    cost: Literal["arena", "latency", "flash"] = "arena"
+    trials: int = Field(40, ge=1)
+    space: str | dict[str, Any] | None = Field(
+        None, description="a space YAML (relative to the recipe) or its dimensions inline"
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        from tfhsi.profile.targets import load_targets
+
+        known = set(load_targets())
+        if value not in known:
+            raise ValueError(f"unknown target {value!r}; valid targets: {', '.join(sorted(known))}")
+        return value
+
+    @field_validator("space")
+    @classmethod
+    def _space_path(cls, value: Any, info: ValidationInfo) -> Any:
+        folder = base_dir(info)
+        if isinstance(value, str) and folder and not os.path.isabs(value):
+            return os.path.join(folder, value)
+        return value
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -202,6 +255,7 @@ class Recipe(_Strict):
     profile: ProfileSection = ProfileSection()
     maps: bool = True
     quick: QuickSection = QuickSection()
+    search: SearchSection | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -240,6 +294,15 @@ class Recipe(_Strict):
                 f"unknown target(s) {unknown}; valid targets: {', '.join(sorted(known))}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _search_alone(self) -> Recipe:
+        if self.search is not None and self.variants:
+            raise ValueError(
+                "a recipe with a search: section has no variants (its trials are generated); "
+                "drop `variants` or the `search` section"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_variants(self) -> Recipe:

@@ -92,8 +92,9 @@ def train_student(
     state: ModelState, train: TrainSection, stage_dir: Path, *, seed: int, log: Log
 ) -> ModelState:
     """Trains a fresh student alone (the reference its distilled twin is compared with)."""
-    from tfhsi.train.fit import train_model
+    from tfhsi.train.fit import balanced_class_weights, train_model
 
+    prepared = state.prepared
     train_model(
         state.model,
         state.stream(
@@ -104,6 +105,9 @@ def train_student(
         out_dir=stage_dir,
         resume=True,
         report=log,
+        class_weight=balanced_class_weights(prepared.targets("train"), prepared.scene.n_classes)
+        if train.class_weights
+        else None,
     )
     return state.after("train", state.model)
 
@@ -151,7 +155,13 @@ def variant_task(
     rows += [
         {**base, **r}
         for r in export_rows(
-            state, list(variant.export), folder / "export", settings, lower=lower, log=log
+            state,
+            list(variant.export),
+            folder / "export",
+            settings,
+            lower=lower,
+            log=log,
+            keep_int8=variant.keep_int8,
         )
     ]
     if recipe.maps and seed == recipe.seeds[0]:

@@ -279,7 +279,25 @@ def targets_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table | 
             cells.append(_one_line(text, 200))
         table.rows.append(TableRow(cells, "teacher" if row.is_teacher else ""))
     table.notes = ["≈ ms: estimated latency on the target, not measured on hardware."]
+    rule_based = _edgetpu_targets(names)
+    if rule_based:
+        table.notes.append(
+            f"{', '.join(rule_based)}: a rule-based verdict from the file's op table (8-bit ops "
+            "the Edge TPU maps, tensor ranks); the Edge TPU compiler was not run."
+        )
     return table
+
+
+def _edgetpu_targets(names: Sequence[str]) -> list[str]:
+    """The targets among ``names`` whose runtime is the Edge TPU (their verdict is static)."""
+    from tfhsi.errors import TfhsiError
+    from tfhsi.profile.targets import load_targets
+
+    try:
+        profiles = load_targets()
+    except TfhsiError:
+        return []
+    return [n for n in names if n in profiles and profiles.get(n).runtime == "edgetpu"]
 
 
 def per_class_table(results: RunResults, rows: Sequence[AggregateRow]) -> Table | None:
