@@ -15,8 +15,7 @@ import scipy.io
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "standalone_inference.py"
-RELEASED = REPO / "tflite_models" / "indian_pines_mcu_student2d_int8"
-RELEASED_3D = REPO / "tflite_models" / "indian_pines_phone_hamida3d_cluster32_int8"
+RELEASED_FOLDERS = sorted(p for p in (REPO / "tflite_models").iterdir() if p.is_dir())
 BLOCKED = ("tfhsi", "tensorflow", "tf_keras", "keras", "tensorflow_model_optimization")
 # Runs a script with -I (no PYTHONPATH, no user site) and an import hook that refuses tfhsi and
 # TensorFlow, so the example fails if it needs them; lists what was imported on stderr.
@@ -77,13 +76,14 @@ def scene_files(tmp_path_factory: pytest.TempPathFactory):
     return scene, split, folder
 
 
-def _export(scene, split, folder: Path, *, pca: int | None, metadata_normalisation: bool):
-    """Trains a small student2d for ten epochs, exports it int8 with metadata, and returns
-    the file, its transform.npz and tfhsi's own figures for it."""
+def _export(scene, split, folder: Path, *, pca: int | None, inputs: tuple[str, ...]):
+    """Trains a small student2d for ten epochs and exports it int8 once per ``inputs``
+    (``"standardised"``: tfhsi's default file, PCA inside and the normalisation in its
+    metadata; ``"transformed"``: the model as trained, no metadata); returns the transform.npz
+    and, per file, its path, tfhsi's own figures and predicted map."""
     from tfhsi import api
     from tfhsi.data.prepared import prepare
     from tfhsi.deployment import export_tflite
-    from tfhsi.export.metadata import InputInfo, Normalization, OutputInfo, add_metadata
     from tfhsi.models import build_model
 
     prepared = prepare(scene, split, pca_components=pca)
@@ -91,37 +91,22 @@ def _export(scene, split, folder: Path, *, pca: int | None, metadata_normalisati
         "student2d", bands=prepared.bands, n_classes=scene.n_classes, patch_size=5, seed=0
     )
     api.fit(model, prepared, epochs=10, lr=3e-3, patience=None)
-    path = folder / f"model_pca{pca}.tflite"
-    exported = export_tflite(model, "int8", path, prepared=prepared)
-    t = prepared.transform
-    normalisation = Normalization(t.mean, t.scale, t.zero_variance_bands)
-    path.write_bytes(
-        add_metadata(
-            exported.data,
-            name="synthetic student2d",
-            description="A test model.",
-            version="1",
-            author="tests",
-            licence="Apache-2.0",
-            input=InputInfo(
-                "5x5 patches",
-                bands=prepared.bands,
-                layout="2d",
-                normalization=normalisation if metadata_normalisation else None,
-            ),
-            output=OutputInfo("Class scores.", scene.class_names),
-        )
-    )
-    transform = t.save(folder / f"transform_pca{pca}.npz")
-    return path, transform, api.evaluate(path, prepared), _predicted_map(path, prepared)
+    files = {}
+    for stage in inputs:
+        path = folder / f"model_pca{pca}_{stage}.tflite"
+        export_tflite(model, "int8", path, prepared=prepared, inputs=stage)
+        files[stage] = (path, api.evaluate(path, prepared), _predicted_map(path, prepared))
+    return prepared.transform.save(folder / f"transform_pca{pca}.npz"), files
 
 
 def _predicted_map(path: Path, prepared) -> np.ndarray:
     """tfhsi's predicted label (1..C) of every test pixel of ``prepared``, 0 elsewhere."""
+    from tfhsi.experiment import predictor
     from tfhsi.profile.interpreter import TFLiteModel
     from tfhsi.train.evaluate import predict_batches
 
-    batches = prepared.dataset("test", patch_size=5, layout="2d", batch_size=256)
+    stage = predictor(path).stage
+    batches = prepared.dataset("test", patch_size=5, layout="2d", batch_size=256, stage=stage)
     _, y_pred = predict_batches(TFLiteModel(path).predict, batches)
     predicted = np.zeros(prepared.split.test.shape, np.int16)
     rows, cols = prepared.centers("test").T
@@ -129,53 +114,66 @@ def _predicted_map(path: Path, prepared) -> np.ndarray:
     return predicted
 
 
-def test_example_reproduces_tfhsi_with_metadata_normalisation(scene_files) -> None:
-    scene, split, folder = scene_files
-    from tfhsi.data.transforms import SpectralTransform
-
-    assert SpectralTransform.fit(scene.cube, split.train).zero_variance_bands.tolist() == [2]
-    path, _, metrics, predicted = _export(
-        scene, split, folder, pca=None, metadata_normalisation=True
-    )
-    result = _run(
+def _example(path: Path, folder: Path, *extra: object) -> subprocess.CompletedProcess[str]:
+    return _run(
         EXAMPLE,
         path,
         "--cube", folder / "cube.mat",
         "--labels", folder / "gt.mat",
         "--test-mask", folder / "split.npz",
-        "--predictions", folder / "predicted.npy",
+        *extra,
     )  # fmt: skip
+
+
+def test_example_reproduces_tfhsi_with_metadata_normalisation(scene_files) -> None:
+    scene, split, folder = scene_files
+    from tfhsi.data.transforms import SpectralTransform
+
+    assert SpectralTransform.fit(scene.cube, split.train).zero_variance_bands.tolist() == [2]
+    _, files = _export(scene, split, folder, pca=None, inputs=("standardised",))
+    path, metrics, predicted = files["standardised"]
+    result = _example(path, folder, "--predictions", folder / "predicted.npy")
     assert result.returncode == 0, result.stderr
     assert "from the model's metadata" in result.stderr
     assert result.stdout.strip() == _line(metrics)
     np.testing.assert_array_equal(np.load(folder / "predicted.npy"), predicted)
 
 
-def test_example_reproduces_tfhsi_with_pca_from_transform_file(scene_files) -> None:
+def test_example_reproduces_tfhsi_with_pca_inside_the_file_or_from_transform_file(
+    scene_files,
+) -> None:
+    """A PCA model's exported file takes all the raw bands (PCA inside, normalisation in the
+    metadata); the two-step file without metadata needs the run's transform.npz."""
     scene, split, folder = scene_files
-    path, transform, metrics, predicted = _export(
-        scene, split, folder, pca=4, metadata_normalisation=False
-    )
-    args = ["--cube", folder / "cube.mat", "--labels", folder / "gt.mat"]
-    args += ["--test-mask", folder / "split.npz"]
-    refused = _run(EXAMPLE, path, *args)
+    transform, files = _export(scene, split, folder, pca=4, inputs=("standardised", "transformed"))
+    path, metrics, predicted = files["standardised"]
+    result = _example(path, folder, "--predictions", folder / "folded.npy")
+    assert result.returncode == 0, result.stderr
+    assert "from the model's metadata" in result.stderr
+    assert result.stdout.strip() == _line(metrics)
+    np.testing.assert_array_equal(np.load(folder / "folded.npy"), predicted)
+
+    path, metrics, predicted = files["transformed"]
+    refused = _example(path, folder)
     assert refused.returncode != 0 and "pass --transform" in refused.stderr
-    result = _run(
-        EXAMPLE, path, *args, "--transform", transform, "--predictions", folder / "pca.npy"
-    )
+    result = _example(path, folder, "--transform", transform, "--predictions", folder / "pca.npy")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == _line(metrics)
     np.testing.assert_array_equal(np.load(folder / "pca.npy"), predicted)
 
 
-def _card_line(folder: Path = RELEASED) -> str:
+def _card_line(folder: Path) -> str:
     card = json.loads((folder / "card.json").read_text())["metrics"]
     return f"OA {100 * card['oa']:.2f}  AA {100 * card['aa']:.2f}  kappa {card['kappa']:.4f}"
 
 
 @pytest.mark.real_data
-@pytest.mark.parametrize("folder", [RELEASED, RELEASED_3D], ids=lambda f: f.name)
-def test_example_reproduces_the_released_model_cards(folder: Path, real_data_dir: Path) -> None:
+@pytest.mark.parametrize("folder", RELEASED_FOLDERS, ids=lambda f: f.name)
+def test_example_reproduces_the_released_model_cards_from_the_files_metadata(
+    folder: Path, real_data_dir: Path
+) -> None:
+    """The released file alone (no transform.npz): raw bands in, normalised as its metadata
+    says, PCA inside; the card's OA / AA / kappa out."""
     scene = real_data_dir / "indian_pines"
     result = _run(
         EXAMPLE,
@@ -183,47 +181,23 @@ def test_example_reproduces_the_released_model_cards(folder: Path, real_data_dir
         "--cube", scene / "Indian_pines_corrected.mat",
         "--labels", scene / "Indian_pines_gt.mat",
         "--test-mask", folder / "split.npz",
-        "--transform", folder / "transform.npz",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "normalisation: from" in result.stderr and "transform.npz" in result.stderr
+    assert "normalisation: from the model's metadata" in result.stderr
     assert result.stdout.strip() == _card_line(folder)
 
 
-@pytest.mark.real_data
-def test_metadata_normalisation_reproduces_the_released_model_card(
-    real_data_dir: Path, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("folder", RELEASED_FOLDERS, ids=lambda f: f.name)
+def test_released_files_carry_their_preprocessing_and_labels(folder: Path) -> None:
     from tfhsi.data.transforms import SpectralTransform
-    from tfhsi.export.metadata import InputInfo, Normalization, OutputInfo, add_metadata
+    from tfhsi.export.metadata import read_metadata
 
-    t = SpectralTransform.load(RELEASED / "transform.npz")
-    names = (RELEASED / "model.labels.txt").read_text().splitlines()
-    path = tmp_path / "model.tflite"
-    path.write_bytes(
-        add_metadata(
-            (RELEASED / "model.tflite").read_bytes(),
-            name="indian_pines_mcu_student2d_int8",
-            description="Indian Pines classifier.",
-            version="1",
-            author="tests",
-            licence="Apache-2.0",
-            input=InputInfo(
-                "9x9 patches of 200 standardised bands",
-                bands=t.in_bands,
-                layout="2d",
-                normalization=Normalization(t.mean, t.scale, t.zero_variance_bands),
-            ),
-            output=OutputInfo("Class scores.", names),
-        )
-    )
-    scene = real_data_dir / "indian_pines"
-    result = _run(
-        EXAMPLE,
-        path,
-        "--cube", scene / "Indian_pines_corrected.mat",
-        "--labels", scene / "Indian_pines_gt.mat",
-        "--test-mask", RELEASED / "split.npz",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == _card_line()
+    meta = read_metadata((folder / "model.tflite").read_bytes())
+    assert meta is not None and meta["name"] == folder.name and meta["author"] and meta["license"]
+    (tensor,) = meta["inputs"]
+    t = SpectralTransform.load(folder / "transform.npz")
+    np.testing.assert_allclose(tensor["normalization"]["mean"], t.mean, rtol=1e-6)
+    assert tensor["normalization"]["constant_bands"] == t.zero_variance_bands.tolist()
+    assert len(tensor["stats"]["min"]) == t.in_bands
+    labels = (folder / "model.labels.txt").read_text().splitlines()
+    assert meta["outputs"][0]["labels"] == labels

@@ -38,11 +38,26 @@ def _models(seed_dir: Path) -> dict[str, Path]:
     return found
 
 
+def _own_preprocessing(prepared, variant_dir: Path):
+    """The teacher's prepared scene, or the variant's own transform when it saved one (e.g. a
+    student on all bands under a PCA teacher); the split is always the teacher's."""
+    from dataclasses import replace
+
+    from tfhsi.data.transforms import SpectralTransform
+
+    own = variant_dir / "transform.npz"
+    if not own.is_file():
+        return prepared
+    transform = SpectralTransform.load(own)
+    return replace(prepared, transform=transform, cube=transform.apply(prepared.scene.cube))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--models", nargs="+", default=None, help="teacher and/or variant names")
     args = parser.parse_args()
 
     from tfhsi._keras import keras
@@ -54,8 +69,11 @@ def main() -> int:
     for seed_dir in sorted(args.run_dir.glob("seed_*")):
         seed = int(seed_dir.name.removeprefix("seed_"))
         models = _models(seed_dir)
-        prepared = load_run(models["teacher"].parent, data_dir=args.data_dir).prepared
+        teacher_prepared = load_run(models["teacher"].parent, data_dir=args.data_dir).prepared
         for name, path in models.items():
+            if args.models and name not in args.models:
+                continue
+            prepared = _own_preprocessing(teacher_prepared, seed_dir / name)
             model = keras.models.load_model(str(path), compile=False)
             with tempfile.TemporaryDirectory() as folder:
                 for preset in ("fp32", "int8"):

@@ -222,9 +222,13 @@ def _input_text(metadata: dict | None, transform) -> str:
         return f"{transform.out_bands} bands after `transform.npz`"
     tensor = metadata["inputs"][0]
     stats, norm = tensor["stats"], tensor["normalization"]
+    constant = (
+        f"constant bands {norm['constant_bands']} become 0"
+        if norm and norm["constant_bands"]
+        else "no band is constant on the training pixels"
+    )
     values = (
-        f"(x - mean) / std per band with the metadata's mean/std (constant bands "
-        f"{norm['constant_bands']} become 0)"
+        f"(x - mean) / std per band with the metadata's mean/std ({constant})"
         if norm
         else "the raw band values"
     )
