@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# CLI output is checked as text: a fixed console width, whatever terminal (or xdist worker
+# without one) runs the tests, so rich never wraps a line differently from one run to the next.
+os.environ["COLUMNS"] = "200"
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL_DATA = REPO.parent / "shared" / "data"

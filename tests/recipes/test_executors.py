@@ -83,10 +83,12 @@ def ray_session() -> Iterator[Any]:
     if not HAS_RAY:
         pytest.skip("Ray is not installed: pip install 'tfhsi[ray]'")
     import ray
+    from ray_lock import RAY_LOCK
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    with RAY_LOCK:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield ray
+        ray.shutdown()
 
 
 def test_ray_executor_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -101,17 +101,19 @@ def test_ray_proposes_the_trials_of_the_local_pool_for_a_seed(
     tmp_path: Path, pool_search: Path
 ) -> None:
     import ray
+    from ray_lock import RAY_LOCK
 
     from tfhsi.search.workers import RayWorkers
 
     out = tmp_path / "search"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        workers = RayWorkers(out, address=None, workers=2, log=lambda _: None)
-        run_search(settings(max_arena="4.5KiB", trials=6), out=out, workers=workers,
-                   parallel=2, log=lambda _: None)  # fmt: skip
-    finally:
-        ray.shutdown()
+    with RAY_LOCK:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            workers = RayWorkers(out, address=None, workers=2, log=lambda _: None)
+            run_search(settings(max_arena="4.5KiB", trials=6), out=out, workers=workers,
+                       parallel=2, log=lambda _: None)  # fmt: skip
+        finally:
+            ray.shutdown()
     assert _proposed(out) == _proposed(pool_search)
     assert len(_proposed(out)) == 6
 
