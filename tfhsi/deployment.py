@@ -144,12 +144,12 @@ def export_tflite(
             ) from None
         layout, lowered, three_d = "2d", True, False
     parameters = int(model.count_params())
-    if inputs != "transformed":
+    if inputs == "raw" or (
+        inputs == "standardised" and prepared.transform.pca_components is not None
+    ):
         from tfhsi.compress.fold import fold_input_map
 
-        weights, bias = prepared.transform.affine(inputs=inputs)
-        if inputs == "raw" or prepared.transform.pca_components is not None:
-            model = fold_input_map(model, weights, bias)
+        model = fold_input_map(model, *prepared.transform.affine(inputs=inputs))
     representative = None
     if spec.calibration:
         representative = prepared.representative(

@@ -174,13 +174,16 @@ class PreparedScene:
         training pixels. A few corrupt pixels (Salinas-A has two about 840 standard deviations
         out in three bands) would otherwise set the int8 input scale, and every ordinary value
         would round to a handful of steps; with this range they saturate instead."""
-        values = self.cube_at(stage)[self.split.train]
-        low, high = np.quantile(values, CALIBRATION_QUANTILES)
+        low, high = np.quantile(self._training_values(stage), CALIBRATION_QUANTILES)
         return float(low), float(high)
+
+    def _training_values(self, stage: InputStage) -> np.ndarray:
+        """``(N_train, bands)`` values of :meth:`cube_at` ``(stage)`` at the training pixels."""
+        return self.cube_at(stage)[self.split.train]
 
     def value_range(self, stage: InputStage = "transformed") -> tuple[np.ndarray, np.ndarray]:
         """Per-band ``(min, max)`` of :meth:`cube_at` ``(stage)`` over the training pixels."""
-        pixels = self.cube_at(stage)[self.split.train]
+        pixels = self._training_values(stage)
         return pixels.min(axis=0), pixels.max(axis=0)
 
     def save(self, folder: str | Path) -> dict[str, Any]:
