@@ -34,5 +34,9 @@ with quiet_native_stderr():
         ) from exc
 
 tf.get_logger().setLevel("ERROR")
+# Random layers (Dropout, …) draw from a seeded tf.random.Generator instead of the legacy
+# stateful ops: the same masks for a seed inside XLA-compiled steps too, where the legacy ops
+# ignore their seeds (tfhsi.models.trains_with_xla). Set before any layer is built.
+keras.backend.experimental.enable_tf_random_generator()
 
 __all__ = ["keras", "tf", "tfmot"]

@@ -57,12 +57,16 @@ def fit(
 ) -> keras.Model:
     """Trains ``model`` on the training pixels of ``data``; the validation pixels (never the
     test pixels) pick the best epoch and stop early. Returns the model, best weights loaded."""
+    from tfhsi.models import trains_with_xla
     from tfhsi.train.config import TrainConfig
     from tfhsi.train.fit import seed_everything, train_model
 
     seed_everything(seed)
     state = model_state(model, data)
-    config = TrainConfig(epochs=epochs, learning_rate=lr, patience=patience, seed=seed)
+    config = TrainConfig(
+        epochs=epochs, learning_rate=lr, patience=patience, seed=seed,
+        jit_compile=trains_with_xla(model),
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tfhsi-train-") as scratch:
         train_model(
             model,

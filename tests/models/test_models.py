@@ -290,3 +290,20 @@ def test_importing_models_and_their_cli_does_not_import_tensorflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_only_models_the_registry_marks_train_with_xla_and_never_when_wrapped_by_tf_mot() -> None:
+    import tensorflow_model_optimization as tfmot
+
+    from tfhsi._keras import keras
+    from tfhsi.models import trains_with_xla
+
+    assert [n for n in MODELS if MODELS.get(n).jit_compile] == ["student3d"]
+    student3d = build_model("student3d", bands=24, n_classes=3, patch_size=5, seed=0)
+    assert trains_with_xla(student3d)
+    assert not trains_with_xla(build_model("student2d", bands=24, n_classes=3, patch_size=5))
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(student3d)
+    assert pruned.name == "student3d" and not trains_with_xla(pruned)
+    inputs = keras.Input((4,))
+    users = keras.Model(inputs, keras.layers.Dense(2)(inputs), name="my_net")
+    assert not trains_with_xla(users)

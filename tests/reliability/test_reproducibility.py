@@ -39,9 +39,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_same_seed_twice_gives_identical_split_and_metrics(tmp_path: Path) -> None:
-    first = _train(tmp_path / "a", *SYNTHETIC, "--seed", "3")
-    second = _train(tmp_path / "b", *SYNTHETIC, "--seed", "3")
+XLA = ("--dataset", "synthetic:12x12x24x3", "--model", "student3d", "--patch", "5")
+"""student3d trains with XLA-compiled steps (``tfhsi.models.trains_with_xla``)."""
+
+
+@pytest.mark.parametrize("options", [SYNTHETIC, XLA], ids=["student2d", "student3d-xla"])
+def test_same_seed_twice_gives_identical_split_and_metrics(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    first = _train(tmp_path / "a", *options, "--seed", "3")
+    second = _train(tmp_path / "b", *options, "--seed", "3")
     for name, mask in _masks(first).items():
         np.testing.assert_array_equal(mask, _masks(second)[name], err_msg=name)
     a = json.loads((first / "metrics.json").read_text())["keras"]

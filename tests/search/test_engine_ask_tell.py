@@ -91,4 +91,27 @@ def test_ctrl_c_leaves_no_running_trial_and_resume_runs_the_interrupted_one_firs
     study = optuna.load_study(study_name="tfhsi-search", storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[4].params == study.trials[3].params
     finished = json.loads((out / "search.json").read_text())["trials"]
-    assert [t["number"] for t in finished] == [0, 1, 2, *range(4, 9)]
+    repeats = {t.number for t in study.trials if "duplicate_of" in t.user_attrs}
+    ran = [n for n in range(len(study.trials)) if n != 3 and n not in repeats]
+    assert [t["number"] for t in finished] == ran and len(ran) == SETTINGS.trials
+
+
+def test_a_proposal_repeating_a_finished_trial_is_drawn_again_and_not_counted(
+    tmp_path: Path,
+) -> None:
+    from tfhsi.search import load_space
+
+    small = load_space({"model": ["student2d"], "width": [0.5, 1.0], "patch": [5, 7],
+                        "pca": [None], "distill": {"enabled": [False]}, "prune": [0.0],
+                        "cluster": [0], "quantize": ["ptq"], "class_weights": [False]})  # fmt: skip
+    settings = SearchSettings(dataset=SETTINGS.dataset, target="cortex-m4", trials=4, space=small)
+    out, lines = tmp_path / "search", []
+    with pytest.raises(NoFitError):
+        run_search(settings, out=out, workers=FakeWorkers(), log=lines.append)
+    params = [json.dumps(p, sort_keys=True) for p in _params(out)]
+    assert len(params) == 4 and len(set(params)) == 4  # all four points of the space, once each
+    study = optuna.load_study(study_name="tfhsi-search", storage=f"sqlite:///{out / 'study.db'}")
+    repeats = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert repeats and len(study.trials) == 4 + len(repeats)  # the seed gives repeats
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in repeats)
+    assert sum("drawn again at random" in line for line in lines) == len(repeats)

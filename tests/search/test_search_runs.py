@@ -81,7 +81,7 @@ def test_a_search_fits_trains_and_exports_the_chosen_model(pool_search: Path) ->
     record = json.loads((pool_search / "search.json").read_text())
     states = {t["state"] for t in record["trials"]}
     assert states == {"complete", "rejected"}  # the budget splits the space
-    chosen = next(t for t in record["front"] if t["number"] == record["chosen"])
+    chosen = next(t for t in record["trials"] if t["number"] == record["chosen"])
     assert chosen["arena_bytes"] <= 4.5 * 1024 and chosen["full_int8"]
     assert chosen["val_subset"] == "val" and "test" in chosen  # test: measured at the end only
     assert all("test" not in t for t in record["trials"])
@@ -158,13 +158,14 @@ def test_a_search_killed_mid_trial_resumes_without_rerunning_finished_trials(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "trial 1 was interrupted; it runs again first" in resumed.stderr
     assert first.stat().st_mtime_ns == finished  # trial 0 was not run again
-    record = json.loads((out / "search.json").read_text())
-    numbers = [t["number"] for t in record["trials"]]
-    assert numbers == [0, 2, 3] and record["trials"][0]["params"] == killed_params["params"]
-
     import optuna
 
     study = optuna.load_study(study_name="tfhsi-search", storage=f"sqlite:///{out / 'study.db'}")
+    repeats = {t.number for t in study.trials if "duplicate_of" in t.user_attrs}
+    record = json.loads((out / "search.json").read_text())
+    numbers = [t["number"] for t in record["trials"]]
+    assert numbers == [0] + [n for n in range(2, len(study.trials)) if n not in repeats]
+    assert len(numbers) == 3 and record["trials"][0]["params"] == killed_params["params"]
     interrupted = study.trials[1]
     assert (
         interrupted.state == optuna.trial.TrialState.FAIL and interrupted.user_attrs["interrupted"]

@@ -123,3 +123,19 @@ def test_a_proposal_is_a_valid_recipe_variant_with_steps_in_chain_order() -> Non
 def test_quick_caps_every_training_length() -> None:
     capped = DEFAULT_SPACE.capped(2)
     assert set(capped.epochs.model_dump().values()) == {2}
+
+
+def _fit(number: int, oa: float, aa: float, arena: int) -> dict:
+    return {"number": number, "state": "complete", "constraints": [0.0], "val_oa": oa,
+            "val_aa": aa, "arena_bytes": arena}  # fmt: skip
+
+
+def test_the_chosen_trial_breaks_accuracy_ties_by_the_other_metric_then_cost() -> None:
+    from tfhsi.search.report import choose, pareto_front
+
+    fits = [_fit(0, 0.98, 0.90, 20_000), _fit(1, 0.98, 0.95, 30_000), _fit(2, 0.97, 0.99, 10_000),
+            _fit(3, 0.98, 0.95, 25_000)]  # fmt: skip
+    assert choose(fits, "val_oa", "arena_bytes")["number"] == 3  # best AA among the OA ties
+    assert choose(fits, "val_aa", "arena_bytes")["number"] == 2
+    assert [r["number"] for r in pareto_front(fits, "val_oa", "arena_bytes")] == [2, 0]
+    assert choose([], "val_oa", "arena_bytes") is None

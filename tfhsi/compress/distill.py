@@ -350,6 +350,7 @@ def compile_distiller(
     *,
     optimizer: keras.optimizers.Optimizer | None = None,
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
+    jit_compile: bool = False,
 ) -> None:
     """Compiles ``distiller`` for ``train_model(..., compile=False)``.
 
@@ -357,10 +358,15 @@ def compile_distiller(
         distiller: The model to compile.
         optimizer: Any tf_keras optimizer; default Adam with ``learning_rate``.
         learning_rate: A float or a schedule (e.g. ``CosineDecay``), used without ``optimizer``.
+        jit_compile: XLA-compile the step (see :func:`tfhsi.models.trains_with_xla`); only
+            with a teacher-logit table (the teacher's forward pass stays uncompiled).
     """
     if not isinstance(distiller, Distiller):
         raise ConfigError(f"compile_distiller needs a Distiller, got {type(distiller).__name__}.")
-    distiller.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=learning_rate))
+    distiller.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate=learning_rate),
+        jit_compile=jit_compile and distiller._table is not None,
+    )
 
 
 def finalize_distillation(distiller: Distiller) -> keras.Model:

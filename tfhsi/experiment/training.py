@@ -156,6 +156,9 @@ def _fit(
 ) -> tuple[Any, Callable[..., Any]]:
     """Trains the model of a run (a pretrained one is used as given); returns (TrainResult or
     None, stream factory)."""
+    from dataclasses import replace
+
+    from tfhsi.models import trains_with_xla
     from tfhsi.train.fit import balanced_class_weights, train_model
 
     scene = prepared.scene
@@ -185,7 +188,7 @@ def _fit(
         model,
         stream("train", training=True),
         None if selection is None else stream(selection),
-        config=spec.train,
+        config=replace(spec.train, jit_compile=spec.train.jit_compile or trains_with_xla(model)),
         out_dir=out,
         resume=resume,
         class_weight=weights,

@@ -25,6 +25,7 @@ from tfhsi.models._registry import (
     build_model,
     input_shape,
     register_model,
+    trains_with_xla,
 )
 from tfhsi.models._stats import count_macs
 from tfhsi.models.references import ModelSource, check_model_ref, resolve_model
@@ -40,4 +41,5 @@ __all__ = [
     "register_model",
     "require_functional",
     "resolve_model",
+    "trains_with_xla",
 ]

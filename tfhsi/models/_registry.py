@@ -44,6 +44,8 @@ class ModelSpec:
         role: "teacher" (large, accurate), "baseline" or "student" (MCU-sized).
         min_bands: Fewest bands the architecture accepts.
         min_patch: Smallest (odd) patch the architecture accepts.
+        jit_compile: Train with XLA-compiled steps (``tools/bench_train.py`` measured them
+            faster for this model on CPU; slower for others, e.g. hamida3d).
     """
 
     name: str
@@ -57,6 +59,7 @@ class ModelSpec:
     role: Role
     min_bands: int = 1
     min_patch: int = 1
+    jit_compile: bool = False
 
     def input_size(
         self, scene_bands: int, *, patch: int | None = None, pca: int | None = None
@@ -89,6 +92,7 @@ def register_model(
     role: Role,
     min_bands: int = 1,
     min_patch: int = 1,
+    jit_compile: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a builder in :data:`MODELS` with its metadata.
 
@@ -114,11 +118,24 @@ def register_model(
                 role=role,
                 min_bands=min_bands,
                 min_patch=min_patch,
+                jit_compile=jit_compile,
             ),
         )
         return builder
 
     return decorate
+
+
+def trains_with_xla(model: keras.Model) -> bool:
+    """Whether ``model`` trains with XLA-compiled steps (the one rule): when its registry entry
+    says so (:attr:`ModelSpec.jit_compile`; a zoo model's Keras name is its registry name) and
+    it holds no TF-MOT wrapper (pruning, clustering and QAT keep state XLA does not see)."""
+    spec = MODELS.get(model.name) if model.name in MODELS else None
+    wrapped = any(
+        type(layer).__module__.startswith("tensorflow_model_optimization")
+        for layer in model.submodules
+    )
+    return spec is not None and spec.jit_compile and not wrapped
 
 
 def _spec(spec_or_name: ModelSpec | str) -> ModelSpec:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     role="student",
     min_bands=23,
     min_patch=5,
+    jit_compile=True,  # Conv3D training steps ~10x faster under XLA on CPU (docs/PERFORMANCE.md)
 )
 def student3d(
     *, bands: int, n_classes: int, patch_size: int, width: float, seed: int | None

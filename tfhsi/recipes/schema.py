@@ -46,8 +46,9 @@ class TrainSection(_Strict):
     augment: bool = False
     class_weights: bool = False
 
-    def config(self, *, seed: int) -> TrainConfig:
-        """The training configuration this section asks for (the one conversion)."""
+    def config(self, *, seed: int, jit_compile: bool = False) -> TrainConfig:
+        """The training configuration this section asks for (the one conversion);
+        ``jit_compile`` comes from the model (:func:`tfhsi.models.trains_with_xla`)."""
         from tfhsi.train.config import TrainConfig
 
         return TrainConfig(
@@ -56,6 +57,7 @@ class TrainSection(_Strict):
             schedule=self.schedule,
             patience=self.patience,
             seed=seed,
+            jit_compile=jit_compile,
         )
 
 

@@ -92,6 +92,7 @@ def train_student(
     state: ModelState, train: TrainSection, stage_dir: Path, *, seed: int, log: Log
 ) -> ModelState:
     """Trains a fresh student alone (the reference its distilled twin is compared with)."""
+    from tfhsi.models import trains_with_xla
     from tfhsi.train.fit import balanced_class_weights, train_model
 
     prepared = state.prepared
@@ -101,7 +102,7 @@ def train_student(
             "train", batch_size=train.batch_size, training=True, seed=seed, augment=train.augment
         ),
         state.selection_stream(),
-        config=train.config(seed=seed),
+        config=train.config(seed=seed, jit_compile=trains_with_xla(state.model)),
         out_dir=stage_dir,
         resume=True,
         report=log,

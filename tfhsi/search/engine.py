@@ -48,6 +48,9 @@ RECORD = "record"
 CONSTRAINTS = ("arena", "flash", "latency", "target")
 """Constraint names, in the order of :func:`tfhsi.search.constraints.violations`."""
 INTERRUPTED = "interrupted"
+DUPLICATE = "duplicate_of"
+REDRAWS = 20
+"""Random redraws of a proposal that repeats a finished trial before the space counts as exhausted."""
 DEFAULT_TEACHER: dict[str, Any] = {
     "model": "hamida3d",
     "patch": 11,
@@ -171,6 +174,43 @@ def _sampler(seed: int, number: int, trials: int) -> Any:
 
 def _finished(study: Any) -> list[Any]:
     return [t for t in study.get_trials(deepcopy=False) if RECORD in t.user_attrs]
+
+
+def _record(trial: Any) -> dict[str, Any]:
+    return trial.user_attrs[RECORD]
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def _propose_new(
+    study: Any, space: SearchSpace, settings: SearchSettings, seen: dict[str, int], log: Log
+) -> tuple[Any, dict[str, Any]]:
+    """Asks for a trial whose parameters no earlier trial had. TPE re-proposes a finished
+    point of a discrete space; such a proposal is failed (``duplicate_of`` in the study, not
+    counted) and drawn again at random, seeded like TPE. After :data:`REDRAWS` repeats in a row
+    the space is taken as exhausted and the repeat runs (its stages are reused)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for attempt in range(REDRAWS + 1):
+        number = len(study.trials)
+        study.sampler = (
+            _sampler(settings.seed, number, settings.trials)
+            if attempt == 0
+            else optuna.samplers.RandomSampler(seed=(settings.seed * 1_000_003 + number) % 2**32)
+        )
+        trial = study.ask()
+        params = propose(trial, space)
+        earlier = seen.get(_key(params))
+        requeued = "requeued_from" in trial.user_attrs  # an interrupted trial, run again
+        if earlier is None or requeued or attempt == REDRAWS:
+            return trial, params
+        trial.set_user_attr(DUPLICATE, earlier)
+        study.tell(trial, state=TrialState.FAIL)
+        log(f"trial {trial.number}: the parameters of trial {earlier}; drawn again at random")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _values(record: dict[str, Any], settings: SearchSettings) -> list[float] | None:
@@ -305,10 +345,11 @@ def run_search(
         notify("start", None, done, settings.trials)
         while done < settings.trials:
             batch = []
+            seen = {_key(r["params"]): r["number"] for r in map(_record, _finished(study))}
             for _ in range(min(max(1, parallel), settings.trials - done)):
-                study.sampler = _sampler(settings.seed, len(study.trials), settings.trials)
-                trial = study.ask()
-                batch.append((trial, propose(trial, space)))
+                trial, params = _propose_new(study, space, settings, seen, log)
+                seen[_key(params)] = trial.number
+                batch.append((trial, params))
             results: dict[int, dict[str, Any]] = {}
             try:
                 calls = [(run_trial, (job, t.number, p)) for t, p in batch]

@@ -54,9 +54,16 @@ def pareto_front(records: list[dict[str, Any]], metric: str, cost: str) -> list[
     return sorted(front, key=lambda r: (r[cost], -r[metric], r["number"]))
 
 
-def choose(front: list[dict[str, Any]], metric: str, cost: str) -> dict[str, Any] | None:
-    """The most accurate fitting trial (ties: the cheaper, then the earlier)."""
-    return min(front, key=lambda r: (-r[metric], r[cost], r["number"]), default=None)
+def choose(fits: list[dict[str, Any]], metric: str, cost: str) -> dict[str, Any] | None:
+    """The most accurate fitting trial. Ties (a few hundred validation pixels make them
+    common): the better other metric (AA for an OA search, OA for an AA one), then the
+    cheaper, then the earlier."""
+    other = "val_aa" if metric == "val_oa" else "val_oa"
+    return min(
+        fits,
+        key=lambda r: (-r[metric], -(r.get(other) or 0.0), r[cost], r["number"]),
+        default=None,
+    )
 
 
 def _fields(settings: SearchSettings) -> tuple[str, str]:
@@ -114,10 +121,15 @@ def finish(
 
     metric, cost = _fields(settings)
     front = pareto_front(records, metric, cost)
-    chosen = choose(front, metric, cost)
-    if front:
-        front = _with_test_figures(out, settings, front, data_dir)
-        chosen = next(r for r in front if r["number"] == chosen["number"]) if chosen else None
+    chosen = choose([r for r in records if feasible(r)], metric, cost)
+    if chosen is not None:
+        on_front = {r["number"] for r in front}
+        extra = [] if chosen["number"] in on_front else [chosen]
+        measured = _with_test_figures(out, settings, front + extra, data_dir)
+        front = [r for r in measured if r["number"] in on_front]
+        chosen = next(r for r in measured if r["number"] == chosen["number"])
+        tested = {r["number"]: r for r in measured}
+        records = [tested.get(r["number"], r) for r in records]
     if chosen is not None:
         write_best(out, settings, budget, chosen)
     data = write_record(
@@ -262,7 +274,7 @@ def _scatter(data: dict[str, Any], x: str, xlabel: str, path: Path) -> Path:
     if front:
         ax.plot([r[x] / scale for r in front], [100 * r[metric] for r in front], "-",
                 c="#2471a3", lw=1, alpha=0.6, label="Pareto front (by the search's cost)")  # fmt: skip
-    chosen = next((r for r in data["front"] if r["number"] == data["chosen"]), None)
+    chosen = next((r for r in data["trials"] if r["number"] == data["chosen"]), None)
     if chosen is not None and chosen.get(x) is not None:
         ax.scatter([chosen[x] / scale], [100 * chosen[metric]], marker="*", s=260,
                    c="#e67e22", edgecolors="black", zorder=5, label=f"chosen (trial {chosen['number']})")  # fmt: skip
@@ -326,6 +338,8 @@ def _params(r: dict[str, Any]) -> str:
         parts.append(
             f"KD α{p['distill_alpha']:.2f} T{p['distill_temperature']:g} U{p['distill_unlabelled']:g}"
         )
+    if p.get("class_weights"):
+        parts.append("class weights")
     if p.get("prune"):
         parts.append(f"prune {p['prune']:g}")
     if p.get("cluster"):
@@ -378,7 +392,7 @@ def write_report(out: Path, data: dict[str, Any]) -> None:
     ]  # fmt: skip
     s = data["settings"]
     counts = data["counts"]
-    chosen = next((r for r in data["front"] if r["number"] == data["chosen"]), None)
+    chosen = next((r for r in data["trials"] if r["number"] == data["chosen"]), None)
     summary = [
         f"Scene {s['dataset']}, split `{s['split']}`, seed {s['seed']}; target {s['target']}; "
         f"budget: {Budget(**data['budget']).describe()}.",

@@ -2,8 +2,8 @@
 
 A space is a mapping of dimensions; each dimension is a fixed value (not searched), a list of
 choices, or a range ``{low, high[, log][, step]}``. The default (:data:`DEFAULT_SPACE`) covers
-the zoo students, width, patch, PCA, distillation (α, T, transfer-set size), pruning,
-clustering, QAT vs PTQ and the precision; a YAML file overrides any dimension it names::
+the zoo students, width, patch, PCA, distillation (α, T, transfer-set size), class weights,
+pruning, clustering, QAT vs PTQ and the precision; a YAML file overrides any dimension it names::
 
     model: [student2d, student3d, my_models.py:tiny]   # zoo names or model references
     width: [0.5, 1.0, 1.5]
@@ -167,6 +167,9 @@ class SearchSpace(_Strict):
     quantize: Dimension = ["ptq", "qat"]
     precision: Dimension = ["int8"]
     augment: Dimension = True
+    class_weights: Dimension = [False, True]
+    """Inverse-frequency class weights for a student trained alone (not with distillation):
+    rare classes (a few training pixels each) are what AA is made of."""
     epochs: EpochsSpace = EpochsSpace()
 
     @field_validator("model")
@@ -190,6 +193,11 @@ class SearchSpace(_Strict):
     @classmethod
     def _precision(cls, value: Any) -> Any:
         return _check_choices(value, ("int8", "int16x8"))
+
+    @field_validator("augment", "class_weights")
+    @classmethod
+    def _switches(cls, value: Any) -> Any:
+        return _check_choices(value, (True, False))
 
     @field_validator("width", "patch", "pca", "prune", "cluster")
     @classmethod
@@ -292,6 +300,8 @@ def propose(trial: Suggester, space: SearchSpace) -> dict[str, Any]:
             params[f"distill_{name}"] = _suggest(
                 trial, f"distill_{name}", getattr(space.distill, name)
             )
+    else:  # distillation's loss has no class weights
+        params["class_weights"] = bool(_suggest(trial, "class_weights", space.class_weights))
     for name in ("prune", "cluster", "quantize"):
         params[name] = _suggest(trial, name, getattr(space, name))
     # QAT trains for int8 (its only export); the precision is a choice of PTQ.
@@ -312,7 +322,11 @@ def variant_data(name: str, params: dict[str, Any], space: SearchSpace) -> dict[
         "patch": params["patch"],
         "pca": params["pca"],
         "width": params["width"],
-        "train": {"epochs": epochs.train, "augment": bool(params.get("augment", False))},
+        "train": {
+            "epochs": epochs.train,
+            "augment": bool(params.get("augment", False)),
+            "class_weights": bool(params.get("class_weights", False)),
+        },
     }
     steps: list[dict[str, Any]] = []
     if params.get("distill"):

@@ -27,6 +27,8 @@ class TrainConfig:
         tensorboard: Write TensorBoard logs to ``<out>/tensorboard`` (needs the tensorboard package).
         best_after: Epochs that can be neither the best epoch nor count towards early
             stopping (e.g. pruning: only epochs after the target sparsity is reached).
+        jit_compile: XLA-compile the training step (callers that build from the registry
+            set it from :func:`tfhsi.models.trains_with_xla`).
     """
 
     epochs: int = 100
@@ -38,6 +40,7 @@ class TrainConfig:
     deterministic: bool = True
     tensorboard: bool = False
     best_after: int = 0
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

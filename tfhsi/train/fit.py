@@ -65,7 +65,8 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
 def compile_classifier(
     model: keras.Model, *, config: TrainConfig, steps_per_epoch: int, loss: Any = None
 ) -> None:
-    """Compiles ``model`` (logits out) with Adam, the configured schedule and accuracy."""
+    """Compiles ``model`` (logits out) with Adam, the configured schedule and accuracy (XLA
+    steps with ``config.jit_compile``)."""
     lr: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
     if config.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
@@ -75,6 +76,7 @@ def compile_classifier(
         optimizer=keras.optimizers.Adam(learning_rate=lr),
         loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=config.jit_compile,
     )
 
 
