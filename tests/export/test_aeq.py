@@ -171,3 +171,16 @@ def test_quant_report_ranks_layers_and_writes_json_markdown_and_plot(
     assert ranked[0]["name"] in text and "| rank | layer |" in text
     assert json.loads(json.dumps(report.to_dict()))["layers"][0]["name"] == ranked[0]["name"]
     assert audit(files["w4a8"]).precision in ("w4a8", "w4/8a8")
+
+
+def test_the_xnnpack_verdict_of_a_w4a8_file_names_the_int4_ops_litert_leaves_undelegated(
+    exported,
+) -> None:
+    from test_runtime_agreement import _not_delegated
+
+    report = audit(exported["w4a8"].data)
+    xnnpack = report.verdicts["litert-xnnpack"]
+    int4 = {lab for lab, dtype in report.weight_dtypes.items() if dtype == "int4"}
+    assert int4 and not xnnpack.ok and set(xnnpack.failing_ops) == int4
+    assert _not_delegated(exported["w4a8"].data) == int4  # what LiteRT itself does
+    assert audit(exported["int8"].data).verdicts["litert-xnnpack"].ok

@@ -1,6 +1,6 @@
 """Executors give the same study whatever runs the tasks: in-process, a local pool, or Ray.
 
-The tiny study (2 seeds × teacher + 2 cheap variants on a synthetic scene) trains its own
+The tiny study (a teacher and 2 cheap variants on a synthetic scene) trains its own
 teachers in every run (one teacher cache per run). Training is seeded, so runs with the same
 TensorFlow thread count per task (the 2-worker pool and Ray: 1 thread each) agree exactly;
 the in-process run uses both cores, and TensorFlow's multi-threaded float reductions may move
@@ -35,10 +35,11 @@ TASK_TITLE = "ray::_run_recipe_task"  # the process title of a Ray worker runnin
 ONE_THREAD_TASKS_AGREE = 0.0
 TEST_PIXELS_TOLERANCE = 0.03  # 4 of the ~133 test pixels of the 14x14 scene
 
-TINY = tiny_recipe("tiny_study", seeds=[0, 1], variants=[PTQ, PRUNE])
+SEEDS = (0,)
+TINY = tiny_recipe("tiny_study", seeds=list(SEEDS), variants=[PTQ, PRUNE])
 EXPECTED = {
     (seed, variant, fmt)
-    for seed in (0, 1)
+    for seed in SEEDS
     for variant, formats in (
         ("teacher", ("keras", "fp32")),
         ("ptq", ("keras", "int8")),
@@ -129,7 +130,7 @@ def test_ray_gives_the_results_of_the_local_pool(
     lines: list[str] = []
     rows = run_study(tmp_path, RayExecutor(log=lines.append))
     assert_same_results(rows, pool_rows, ONE_THREAD_TASKS_AGREE)
-    assert sum(line.startswith("▶ seed 1 · prune → Ray (1 CPU)") for line in lines) == 1
+    assert sum(line.startswith("▶ seed 0 · prune → Ray (1 CPU)") for line in lines) == 1
     assert not list(tmp_path.rglob(f"{MARKER}*"))  # the storage check cleans up
 
 
@@ -159,7 +160,7 @@ def _watch(run_dir: Path, stop: threading.Event, killed: list[int], seen: dict[P
                     seen[path] = path.stat().st_mtime_ns
                 except FileNotFoundError:
                     continue
-        teachers_done = all((run_dir / f"seed_{s}/teacher/rows.json").is_file() for s in (0, 1))
+        teachers_done = all((run_dir / f"seed_{s}/teacher/rows.json").is_file() for s in SEEDS)
         workers = _task_workers() if teachers_done and not killed else []
         if workers:  # a variant task is running: let it get going, then kill its worker
             first_seen = first_seen or time.monotonic()
@@ -189,4 +190,4 @@ def test_study_survives_a_killed_ray_worker_without_losing_or_redoing_work(
     assert_same_results(rows, pool_rows, ONE_THREAD_TASKS_AGREE)  # every row, exactly once
     rewritten = [str(p) for p, mtime in seen.items() if p.stat().st_mtime_ns != mtime]
     assert rewritten == []  # nothing finished before the kill was computed again
-    assert len([p for p in seen if p.name == "rows.json"]) == 6
+    assert len([p for p in seen if p.name == "rows.json"]) == 3 * len(SEEDS)  # teacher + 2

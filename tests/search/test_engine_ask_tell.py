@@ -115,3 +115,16 @@ def test_a_proposal_repeating_a_finished_trial_is_drawn_again_and_not_counted(
     assert repeats and len(study.trials) == 4 + len(repeats)  # the seed gives repeats
     assert all(t.state == optuna.trial.TrialState.FAIL for t in repeats)
     assert sum("drawn again at random" in line for line in lines) == len(repeats)
+
+
+def test_a_spent_time_budget_proposes_no_more_trials_and_resume_continues(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    out, lines = tmp_path / "search", []
+    with pytest.raises(NoFitError, match="no model of 0 trial"):
+        run_search(replace(SETTINGS, timeout_min=1e-9), out=out, workers=FakeWorkers(),
+                   log=lines.append)  # fmt: skip
+    assert any("time budget of 1e-09 min reached after 0 trials" in line for line in lines)
+    again = FakeWorkers()
+    _search(out, again, resume=True)  # a resume may change the time budget (here: none)
+    assert len(again.ran) == SETTINGS.trials

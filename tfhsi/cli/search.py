@@ -81,6 +81,7 @@ def search(
     objective: Annotated[str, typer.Option(help="Validation metric to maximize: oa or aa.")] = "oa",
     cost: Annotated[str, typer.Option(help="Second objective to minimize: arena, latency or flash.")] = "arena",
     trials: Annotated[int, typer.Option(min=1, help="Trials in all (a resumed search counts its finished ones).")] = 40,
+    timeout: Annotated[float | None, typer.Option(min=0.1, help="Minutes after which no trial is proposed; the trials in flight finish.")] = None,
     space: Annotated[Path | None, typer.Option(help="YAML file overriding dimensions of the default space.")] = None,
     executor: Annotated[str, typer.Option(help="local (this process, or a pool with --workers > 1) or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(min=1, help="Trials proposed and run at a time (default 1).")] = None,
@@ -103,7 +104,7 @@ def search(
     settings = SearchSettings(
         dataset=dataset, target=target, split=split, seed=seed, max_arena=max_arena,
         max_flash=max_flash, max_latency_ms=max_latency, objective=objective,  # type: ignore[arg-type]
-        cost=cost, trials=trials, space=load_space(space), quick=quick,  # type: ignore[arg-type]
+        cost=cost, trials=trials, timeout_min=timeout, space=load_space(space), quick=quick,  # type: ignore[arg-type]
         latency_runs=5 if quick else 10,
     )  # fmt: skip
     run_with_progress(

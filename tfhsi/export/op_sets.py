@@ -12,7 +12,9 @@ LiteRT + XNNPACK (``ai-edge-litert`` 2.3, the delegate LiteRT applies by default
     RESIZE_NEAREST_NEIGHBOR in any precision; int8 AVERAGE_POOL_2D, BATCH_MATMUL,
     SOFTMAX, PRELU, HARD_SWISH, ABS, SQRT, RSQRT, DIV, MAXIMUM, MINIMUM, EXP, GELU,
     SQUARED_DIFFERENCE; hybrid (dynamic-range) DEPTHWISE_CONV_2D; anything with int16
-    activations (int16x8 models run entirely on the built-in kernels).
+    activations (int16x8 models run entirely on the built-in kernels); CONV_2D and
+    FULLY_CONNECTED with int4 (packed) weights from ai-edge-quantizer 0.10 (the int8 ops
+    around them stay delegated, so such a file runs in several partitions).
 
 TFLite Micro (``tflite-micro`` Python runtime, the op resolver of ``python_ops_resolver``)
     Source: the ``MicroMutableOpResolver::Add*`` methods of

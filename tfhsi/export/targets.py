@@ -112,10 +112,14 @@ def _batch_problems(graph: ModelGraph) -> list[str]:
 
 
 # --- LiteRT + XNNPACK -----------------------------------------------------------------
-def _xnnpack_reason(op: OpInfo, kind: str, static: set[tuple[int, int]]) -> str | None:
-    """Why XNNPACK would not take ``op`` (None when it would)."""
+def _xnnpack_reason(
+    op: OpInfo, kind: str, static: set[tuple[int, int]], weights: str | None = None
+) -> str | None:
+    """Why XNNPACK would not take ``op`` (None when it would); ``weights``: its weight dtype."""
     if any(t.rank > op_sets.XNNPACK_MAX_RANK for t in [*op.inputs, *op.outputs]):
         return f"a tensor has more than {op_sets.XNNPACK_MAX_RANK} dimensions"
+    if weights == "int4":
+        return "int4 weights: LiteRT's XNNPACK delegate leaves them to the built-in kernels"
     if kind == "weights":
         return None if op.inputs[0].dtype == "float16" else "dequantises non-float16 weights"
     if kind == "dequantize":
@@ -147,7 +151,7 @@ def _check_xnnpack(graph: ModelGraph, precision: Precision) -> Verdict:
     reasons: list[str] = []
     for op in graph.ops:
         kind = precision.kinds[op.label]
-        why = _xnnpack_reason(op, kind, static)
+        why = _xnnpack_reason(op, kind, static, precision.weight_dtypes.get(op.label))
         if why is not None:
             fallback.append(op)
             reasons.append(f"{op.label} ({describe_kind(op, kind)}) falls back: {why}")

@@ -221,6 +221,9 @@ class SearchSection(_Strict):
     objective: Literal["oa", "aa"] = "oa"
     cost: Literal["arena", "latency", "flash"] = "arena"
     trials: int = Field(40, ge=1)
+    timeout: float | None = Field(
+        None, gt=0, description="minutes after which no trial is proposed (the batch finishes)"
+    )
     space: str | dict[str, Any] | None = Field(
         None, description="a space YAML (relative to the recipe) or its dimensions inline"
     )

@@ -81,6 +81,8 @@ class SearchSettings:
     objective: Literal["oa", "aa"] = "oa"
     cost: Cost = "arena"
     trials: int = 40
+    timeout_min: float | None = None
+    """Propose no trial after this many minutes of the search (its batch in flight finishes)."""
     space: SearchSpace = field(default_factory=SearchSpace)
     quick: bool = False
     quick_epochs: int = 2
@@ -265,14 +267,15 @@ def _check_config(folder: Path, settings: SearchSettings, *, resume: bool) -> No
     now = settings.to_dict()
     if resume and saved.is_file():
         before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        loose = {"trials"}
+        loose = {"trials", "timeout_min"}
         differ = sorted(
             k for k in set(before) | set(now) if k not in loose and before.get(k) != now.get(k)
         )
         if differ:
             raise ConfigError(
                 f"--resume: {saved} differs in {', '.join(differ)}; resume with the same "
-                "options (only --trials may change) or start a new search (another --out)."
+                "options (only --trials and --timeout may change) or start a new search "
+                "(another --out)."
             )
     write_text(saved, yaml.safe_dump(now, sort_keys=False, allow_unicode=True))
 
@@ -344,6 +347,11 @@ def run_search(
         done = len(_finished(study))
         notify("start", None, done, settings.trials)
         while done < settings.trials:
+            minutes = (time.perf_counter() - started) / 60
+            if settings.timeout_min is not None and minutes >= settings.timeout_min:
+                log(f"time budget of {settings.timeout_min:g} min reached after {done} trials; "
+                    "no more are proposed (--resume --timeout continues)")  # fmt: skip
+                break
             batch = []
             seen = {_key(r["params"]): r["number"] for r in map(_record, _finished(study))}
             for _ in range(min(max(1, parallel), settings.trials - done)):
@@ -421,6 +429,7 @@ def settings_from_recipe(recipe: Any, *, quick: bool = False) -> SearchSettings:
         objective=section.objective,
         cost=section.cost,
         trials=section.trials,
+        timeout_min=section.timeout,
         space=load_space(section.space),
         quick=quick,
         quick_epochs=recipe.quick.epochs,
