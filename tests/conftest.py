@@ -51,3 +51,10 @@ def _no_user_dirs(
     """Tests never read or write the user's data directory or teacher cache by accident."""
     monkeypatch.setenv("TFHSI_DATA_DIR", str(tmp_path_factory.mktemp("empty_data_dir")))
     monkeypatch.setenv("TFHSI_CACHE_DIR", str(_session_cache))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding slow tests first: with ``--dist loadfile`` a slow file sent last would
+    leave the other worker idle while it runs (stable order otherwise)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

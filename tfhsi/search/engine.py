@@ -262,6 +262,16 @@ def _recover(study: Any, settings: SearchSettings, folder: Path, log: Log) -> No
             _interrupt(study, trial, dict(frozen.params))
 
 
+def _earlier_wall_time(folder: Path) -> float:
+    """The wall time the record of earlier sessions of this search holds (0 if none)."""
+    from tfhsi.search.report import SEARCH_JSON
+
+    try:
+        return float(json.loads((folder / SEARCH_JSON).read_text(encoding="utf-8"))["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def _check_config(folder: Path, settings: SearchSettings, *, resume: bool) -> None:
     saved = folder / CONFIG
     now = settings.to_dict()
@@ -339,7 +349,8 @@ def run_search(
         "latency_runs": settings.latency_runs,
     }
     notify = progress or (lambda *_: None)
-    started = time.perf_counter()
+    earlier = _earlier_wall_time(out) if resume else 0.0  # the sessions before this one
+    started = time.perf_counter() - earlier
     try:
         log(f"teacher: {settings.teacher['model']} (trained once, cached)")
         for _, info in workers.run([(run_teacher, (job,))]):
@@ -350,7 +361,7 @@ def run_search(
             minutes = (time.perf_counter() - started) / 60
             if settings.timeout_min is not None and minutes >= settings.timeout_min:
                 log(f"time budget of {settings.timeout_min:g} min reached after {done} trials; "
-                    "no more are proposed (--resume --timeout continues)")  # fmt: skip
+                    "no more are proposed (--resume with a larger --timeout continues)")  # fmt: skip
                 break
             batch = []
             seen = {_key(r["params"]): r["number"] for r in map(_record, _finished(study))}
