@@ -43,7 +43,6 @@ def run(
 ) -> tuple[ModelState, dict[str, Any]]:
     from tfhsi._keras import keras
     from tfhsi.compress.distill import Distiller, compile_distiller, finalize_distillation
-    from tfhsi.models import trains_with_xla
     from tfhsi.train.fit import train_model
 
     teacher, seed = context.teacher, context.seed
@@ -83,7 +82,9 @@ def run(
     schedule = keras.optimizers.schedules.CosineDecay(
         step.lr, decay_steps=max(1, step.epochs * steps)
     )
-    compile_distiller(distiller, learning_rate=schedule, jit_compile=trains_with_xla(state.model))
+    # Plain steps: under XLA student3d's distillation step measured no faster (about 30
+    # samples/s on 2 cores, docs/PERFORMANCE.md), unlike its training alone.
+    compile_distiller(distiller, learning_rate=schedule)
     train_model(
         distiller,
         pair("train", True),
