@@ -125,18 +125,25 @@ def _example(path: Path, folder: Path, *extra: object) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+def _reproduces(file, folder: Path, name: str, *extra: object, says: str | None = None) -> None:
+    """The example run on ``file`` (path, tfhsi's metrics, predictions) prints tfhsi's metrics
+    and writes its predictions (``folder/name``); ``says``: a line it must print on stderr."""
+    path, metrics, predicted = file
+    result = _example(path, folder, *extra, "--predictions", folder / name)
+    assert result.returncode == 0, result.stderr
+    if says is not None:
+        assert says in result.stderr
+    assert result.stdout.strip() == _line(metrics)
+    np.testing.assert_array_equal(np.load(folder / name), predicted)
+
+
 def test_example_reproduces_tfhsi_with_metadata_normalisation(scene_files) -> None:
     scene, split, folder = scene_files
     from tfhsi.data.transforms import SpectralTransform
 
     assert SpectralTransform.fit(scene.cube, split.train).zero_variance_bands.tolist() == [2]
     _, files = _export(scene, split, folder, pca=None, inputs=("standardised",))
-    path, metrics, predicted = files["standardised"]
-    result = _example(path, folder, "--predictions", folder / "predicted.npy")
-    assert result.returncode == 0, result.stderr
-    assert "from the model's metadata" in result.stderr
-    assert result.stdout.strip() == _line(metrics)
-    np.testing.assert_array_equal(np.load(folder / "predicted.npy"), predicted)
+    _reproduces(files["standardised"], folder, "predicted.npy", says="from the model's metadata")
 
 
 def test_example_reproduces_tfhsi_with_pca_inside_the_file_or_from_transform_file(
@@ -146,20 +153,11 @@ def test_example_reproduces_tfhsi_with_pca_inside_the_file_or_from_transform_fil
     metadata); the two-step file without metadata needs the run's transform.npz."""
     scene, split, folder = scene_files
     transform, files = _export(scene, split, folder, pca=4, inputs=("standardised", "transformed"))
-    path, metrics, predicted = files["standardised"]
-    result = _example(path, folder, "--predictions", folder / "folded.npy")
-    assert result.returncode == 0, result.stderr
-    assert "from the model's metadata" in result.stderr
-    assert result.stdout.strip() == _line(metrics)
-    np.testing.assert_array_equal(np.load(folder / "folded.npy"), predicted)
+    _reproduces(files["standardised"], folder, "folded.npy", says="from the model's metadata")
 
-    path, metrics, predicted = files["transformed"]
-    refused = _example(path, folder)
+    refused = _example(files["transformed"][0], folder)
     assert refused.returncode != 0 and "pass --transform" in refused.stderr
-    result = _example(path, folder, "--transform", transform, "--predictions", folder / "pca.npy")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == _line(metrics)
-    np.testing.assert_array_equal(np.load(folder / "pca.npy"), predicted)
+    _reproduces(files["transformed"], folder, "pca.npy", "--transform", transform)
 
 
 def _card_line(folder: Path) -> str:

@@ -387,7 +387,7 @@ def run_search(
             done += len(batch)
     finally:
         workers.close()
-        records = [t.user_attrs[RECORD] for t in _finished(study)]
+        records = [_record(t) for t in _finished(study)]
         write_record(out, settings, budget, records, wall_time_s=time.perf_counter() - started)
     outcome = finish(
         out, settings, budget, records, wall_time_s=time.perf_counter() - started,
