@@ -42,24 +42,44 @@ def run(
     state: ModelState, step: DistillStep, context: StepContext
 ) -> tuple[ModelState, dict[str, Any]]:
     from tfhsi._keras import keras
-    from tfhsi.compress.distill import Distiller, compile_distiller, finalize_distillation
+    from tfhsi.compress.distill import (
+        Distiller,
+        compile_distiller,
+        finalize_distillation,
+        paired_dataset,
+    )
     from tfhsi.train.fit import train_model
 
     teacher, seed = context.teacher, context.seed
     transfer = _transfer_pixels(step, state, teacher, seed=seed, log=context.log)
     selection = state.prepared.selection_subset()
-    subsets = [("train", transfer, step.augment)]
-    if selection is not None:
-        subsets.append((selection, None, False))
-    tables, offsets, start = [], {}, 0
-    for subset, extra, augment in subsets:  # the teacher's logits, once per patch (and flip)
-        offsets[subset] = start
-        tables.append(_teacher_logits(teacher, subset, extra, augment=augment))
-        start += len(tables[-1])
+    table = None
+    if soft_targets_once(step):
+        subsets = [("train", transfer, step.augment)]
+        if selection is not None:
+            subsets.append((selection, None, False))
+        tables, offsets, start = [], {}, 0
+        for subset, extra, augment in subsets:  # the teacher's logits, once per patch (and flip)
+            offsets[subset] = start
+            tables.append(_teacher_logits(teacher, subset, extra, augment=augment))
+            start += len(tables[-1])
+        table = np.concatenate(tables)
 
     def pair(subset: str, training: bool):
-        # Same stream as before with each patch's key: same centres, order and flips/rotations
-        # the teacher's logits were computed on.
+        # Same seed: teacher and student visit the same centres, order and flips/rotations;
+        # with a table the student's stream carries each patch's row in it instead.
+        def stream(of: ModelState):
+            return of.stream(
+                subset,
+                batch_size=context.batch_size,
+                training=training,
+                seed=seed,
+                augment=step.augment,
+                unlabelled=transfer if training else None,
+            )
+
+        if table is None:
+            return paired_dataset(stream(teacher), stream(state))
         return _keyed_stream(
             state,
             subset,
@@ -76,7 +96,7 @@ def run(
         state.model,
         alpha=step.alpha,
         temperature=step.temperature,
-        teacher_logits=np.concatenate(tables),
+        teacher_logits=table,
     )
     steps = int(pair("train", True).cardinality().numpy())
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -96,6 +116,15 @@ def run(
         report=context.log,
     )
     return state.after("distill", finalize_distillation(distiller)), {}
+
+
+def soft_targets_once(step: DistillStep) -> bool:
+    """Whether the teacher's logits are computed once per patch (and flip/rotation) before
+    training, or by a teacher pass at every step: once costs ``8·N`` teacher passes with
+    augmentation (``N`` without), every step ``epochs·N``, so a table pays from 8 epochs on."""
+    from tfhsi.data.pipeline import AUGMENTATIONS
+
+    return step.epochs >= (AUGMENTATIONS if step.augment else 1)
 
 
 def _transfer_pixels(

@@ -33,6 +33,7 @@ from tfhsi._keras import keras, tf
 from tfhsi.atomic import atomic_path, write_json
 from tfhsi.errors import ConfigError, SetupError
 from tfhsi.train.config import TrainConfig
+from tfhsi.train.fast_conv3d import conv3d_as_conv2d
 
 HISTORY = "history.json"
 BEST_WEIGHTS = "best.weights.h5"
@@ -142,9 +143,15 @@ class _Bookkeeper(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, out_dir: Path, config: TrainConfig, state: dict[str, Any], monitor: str | None
+        self,
+        out_dir: Path,
+        config: TrainConfig,
+        state: dict[str, Any],
+        monitor: str | None,
+        saves: keras.Model | None = None,
     ) -> None:
         super().__init__()
+        self.saves = saves  # the caller's model (the fitted one may be its faster twin)
         self.out_dir = out_dir
         self.config = config
         self.state = state
@@ -173,7 +180,7 @@ class _Bookkeeper(keras.callbacks.Callback):
         best, _ = best_epoch(epochs, self.monitor, self.config.best_after)
         if best == len(epochs):
             with atomic_path(self.out_dir / BEST_WEIGHTS) as tmp:
-                self.model.save_weights(str(tmp))
+                (self.saves or self.model).save_weights(str(tmp))
         write_json(self.out_dir / HISTORY, self.state)
         patience = None if self.monitor is None else self.config.patience
         if patience is not None and len(epochs) - best >= patience:
@@ -267,8 +274,11 @@ def train_model(
         raise ConfigError(
             "the training dataset is empty or infinite; pass a finite, batched dataset."
         )
-    if compile:
-        compile_classifier(model, config=config, steps_per_epoch=steps)
+    fitted = model
+    if compile:  # a caller compiling its own model (e.g. a Distiller) chose its layers
+        fitted = conv3d_as_conv2d(model)  # the same variables, faster CPU kernels
+        for each in {id(m): m for m in (model, fitted)}.values():
+            compile_classifier(each, config=config, steps_per_epoch=steps)
     state.setdefault("stopped_early", False)
     state["config"] = asdict(config)
     state["monitor"] = monitor
@@ -282,7 +292,7 @@ def train_model(
         all_callbacks = [
             # The bookkeeper records an epoch before the backup marks it done: a failure or
             # interruption in between re-runs that epoch on resume instead of losing its record.
-            _Bookkeeper(out, config, state, monitor),
+            _Bookkeeper(out, config, state, monitor, model),
             keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR)),
             *callbacks,
         ]
@@ -290,7 +300,7 @@ def train_model(
             all_callbacks.append(_RichProgress(report, config.epochs))
         if config.tensorboard:
             all_callbacks.append(_tensorboard(out))
-        model.fit(
+        fitted.fit(
             train_data,
             validation_data=val_data,
             epochs=config.epochs,

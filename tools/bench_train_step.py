@@ -1,12 +1,15 @@
-"""Training throughput with and without XLA-compiled steps, per zoo model, in one process.
+"""Training throughput of each zoo model under each way of running its step, in one process.
 
-For each model: two copies built from the same seed, one compiled with ``jit_compile=False``
-and one with ``jit_compile=True``, each warmed up on two batches, then one epoch of each,
-alternated for ``--rounds`` rounds (so both sides see the same load). Random patches of the
-model's input shape, batch 64, Adam. The registry's hint (``ModelSpec.jit_compile``, read by
-``tfhsi.models.trains_with_xla``) should be on exactly where the ratio is well above 1.
+Ways: ``plain`` (tf_keras' default), ``xla`` (``jit_compile=True``), and for models with
+Conv3D layers ``conv2d`` (:func:`tfhsi.train.fast_conv3d.conv3d_as_conv2d`, what
+``train_model`` and the ``Distiller`` use) and ``conv2d+xla``. For each model, one copy per
+way built from the same seed, each warmed up on two batches, then one epoch of each,
+alternated for ``--rounds`` rounds (so every way sees the same load). Random patches of the
+model's input shape, batch 64, Adam. The registry's XLA hint (``ModelSpec.jit_compile``, read
+by ``tfhsi.models.trains_with_xla``) should be on exactly where XLA beats the way
+``train_model`` runs otherwise by a clear margin.
 
-    .venv/bin/python tools/bench_xla.py --models student3d hamida3d student2d cnn2d --json xla.json
+    .venv/bin/python tools/bench_train_step.py --models student3d hamida3d student2d cnn2d --json steps.json
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ INPUTS = {  # (patch, bands) the main job and the study feed each model on India
     "hybridsn": (25, 30),
     "cnn1d": (1, 200),
 }
+WAYS = ("plain", "xla", "conv2d", "conv2d+xla")
 
 
 def measure(name: str, *, samples: int, rounds: int) -> dict[str, object]:
     from tfhsi._keras import keras
+    from tfhsi.train.fast_conv3d import conv3d_as_conv2d
 
     patch, bands = INPUTS[name]
     shape = input_shape(name, bands=bands, patch_size=patch)
@@ -41,32 +46,31 @@ def measure(name: str, *, samples: int, rounds: int) -> dict[str, object]:
     x = rng.normal(size=(samples, *shape)).astype("float32")
     y = rng.integers(0, 16, size=samples)
     models = {}
-    for jit in (False, True):
+    for way in WAYS:
         model = build_model(name, bands=bands, n_classes=16, patch_size=patch, seed=0)
+        if way.startswith("conv2d"):
+            model = conv3d_as_conv2d(model)
+            if not any(type(layer).__name__ == "Conv3DAsConv2D" for layer in model.layers):
+                continue  # no Conv3D: the same as plain / xla
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit,
+            jit_compile=way.endswith("xla"),
         )
         model.fit(x[:128], y[:128], batch_size=64, epochs=1, verbose=0)  # trace / compile
-        models[jit] = model
-    rates: dict[bool, list[float]] = {False: [], True: []}
+        models[way] = model
+    rates: dict[str, list[float]] = {way: [] for way in models}
     for _ in range(rounds):
-        for jit, model in models.items():
+        for way, model in models.items():
             start = time.perf_counter()
             model.fit(x, y, batch_size=64, epochs=1, verbose=0)
-            rates[jit].append(samples / (time.perf_counter() - start))
-    plain, xla = statistics.median(rates[False]), statistics.median(rates[True])
+            rates[way].append(samples / (time.perf_counter() - start))
     return {
         "model": name,
         "input": list(shape),
-        "samples_per_s": {"plain": round(plain, 1), "xla": round(xla, 1)},
-        "rounds": {
-            "plain": [round(r, 1) for r in rates[False]],
-            "xla": [round(r, 1) for r in rates[True]],
-        },
-        "xla_speedup": round(xla / plain, 2),
-        "registry_hint": MODELS.get(name).jit_compile,
+        "samples_per_s": {way: round(statistics.median(r), 1) for way, r in rates.items()},
+        "rounds": {way: [round(v, 1) for v in r] for way, r in rates.items()},
+        "registry_hint": "xla" if MODELS.get(name).jit_compile else "plain",
     }
 
 
@@ -80,15 +84,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     results = []
-    print("| model | input | plain samples/s | XLA samples/s | XLA speed-up | registry hint |")
-    print("|---|---|---|---|---|---|")
+    print("| model | input | " + " | ".join(f"{w} samples/s" for w in WAYS) + " | registry hint |")
+    print("|---|---|" + "---|" * len(WAYS) + "---|")
     for name in args.models:
         r = measure(name, samples=args.samples, rounds=args.rounds)
         results.append(r)
         rate = r["samples_per_s"]
-        print(f"| {name} | {'×'.join(map(str, r['input']))} | {rate['plain']:,.0f} | "  # type: ignore[index]
-              f"{rate['xla']:,.0f} | {r['xla_speedup']:.2f}× | {'XLA' if r['registry_hint'] else 'plain'} |",  # type: ignore[index]
-              flush=True)  # fmt: skip
+        cells = [f"{rate[w]:,.0f}" if w in rate else "–" for w in WAYS]  # type: ignore[operator,index]
+        print(f"| {name} | {'×'.join(map(str, r['input']))} | {' | '.join(cells)} | {r['registry_hint']} |", flush=True)  # type: ignore[index]  # fmt: skip
     if args.json:
         args.json.write_text(
             json.dumps({"results": results, "environment": environment()}, indent=2)
