@@ -382,3 +382,14 @@ def test_teacher_logits_with_hints_or_wrong_width_are_config_errors(
                   hints=[Hint("pw1_relu", "pw1_relu")])  # fmt: skip
     with pytest.raises(ConfigError, match="shape"):
         Distiller(teacher, _student(scene), teacher_logits=np.zeros((4, N_CLASSES + 1)))
+
+
+def test_soft_targets_are_tabled_only_when_that_costs_fewer_teacher_passes() -> None:
+    from tfhsi.methods.distill import DistillStep, soft_targets_once
+
+    def step(**kw):
+        return DistillStep(method="distill", **kw)
+
+    assert not soft_targets_once(step(epochs=7, augment=True))  # 8·N once > 7·N per step
+    assert soft_targets_once(step(epochs=8, augment=True))
+    assert soft_targets_once(step(epochs=1, augment=False))  # N once = N per step

@@ -33,6 +33,20 @@ def test_quant_report_writes_ranked_layers_markdown_and_plot_into_the_run(tmp_pa
     assert (folder / "student2d_w4a8.png").read_bytes()[:4] == b"\x89PNG"
     assert "| rank | layer |" in (folder / "student2d_w4a8.md").read_text()
 
+    # The same analysis of the run's exported float file; an integer file is refused.
+    for preset in ("fp32", "int8"):
+        exported = invoke("export", "tflite", str(out), "--preset", preset)
+        assert exported.exit_code == 0, exported.output
+    result = invoke("quant-report", str(out / "fp32.tflite"), "--run", str(out), "--samples", "8")
+    assert result.exit_code == 0, result.output
+    from_file = json.loads((folder / "fp32_w4a8.json").read_text())
+    assert {layer["name"] for layer in from_file["layers"]} == {
+        layer["name"] for layer in record["layers"]
+    }
+    assert from_file["float_oa"] == record["float_oa"]  # the same float model, on the same pixels
+    refused = invoke("quant-report", str(out / "int8.tflite"), "--run", str(out))
+    assert refused.exit_code == 2 and "int8 by its audit" in refused.output
+
 
 def test_quant_report_with_a_bad_pattern_is_one_red_line_and_writes_nothing(
     tmp_path: Path,

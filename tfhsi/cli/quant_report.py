@@ -1,7 +1,7 @@
 """``tfhsi quant-report MODEL --run DIR``: which layer a quantisation hurts, on validation pixels.
 
-The work is :func:`tfhsi.experiment.quantisation.quant_report`; this module parses options and
-writes ``<run>/quant_report/<model>_<preset>.{json,md,png}``.
+The work is :func:`tfhsi.experiment.quantisation.quant_report` (a Keras model) or
+``quant_report_file`` (a float ``.tflite``); this module parses options and writes ``<run>/quant_report/<model>_<preset>.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from tfhsi.cli.data import DataDir
 
 def quant_report(
     model: Annotated[
-        Path, typer.Argument(help="The float model: a .keras/.h5 file or a training run folder.")
+        Path,
+        typer.Argument(
+            help="The float model: a .keras/.h5 file, a training run folder, or a float .tflite "
+            "(e.g. a run's export/fp32.tflite)."
+        ),
     ],
     run: Annotated[
         Path | None,
@@ -45,26 +49,29 @@ def quant_report(
     from tfhsi.experiment.prediction import predictor
     from tfhsi.experiment.quantisation import plot_layer_errors
     from tfhsi.experiment.quantisation import quant_report as compute
+    from tfhsi.experiment.quantisation import quant_report_file as compute_file
     from tfhsi.export.presets import Preset
 
     preset = Preset.parse(preset).value
     run_dir = run or find_run_dir(model)
     loaded = load_run(run_dir, data_dir=data_dir)
     path = model / MODEL_FILE if model.is_dir() else model
-    if path.suffix not in (".keras", ".h5"):
+    if path.suffix not in (".keras", ".h5", ".tflite"):
         from tfhsi.errors import ConfigError
 
         raise ConfigError(
-            f"quant-report MODEL must be the float Keras model (.keras/.h5 or a run folder), not "
-            f"{path.name}; it makes and compares the quantised files itself."
+            f"quant-report MODEL must be a float model (.keras/.h5, a run folder or a float "
+            f".tflite), not {path.name}; it makes and compares the quantised files itself."
         )
     predictor(path)  # a clear error for a missing or unreadable file
-    from tfhsi._keras import keras
+    options = {"preset": preset, "keep_int8": keep_int8, "samples": samples}
+    if path.suffix == ".tflite":
+        report, _ = compute_file(path, loaded.prepared, **options)
+    else:
+        from tfhsi._keras import keras
 
-    keras_model = keras.models.load_model(str(path), compile=False)
-    report, _ = compute(
-        keras_model, loaded.prepared, preset=preset, keep_int8=keep_int8, samples=samples
-    )
+        keras_model = keras.models.load_model(str(path), compile=False)
+        report, _ = compute(keras_model, loaded.prepared, **options)
     folder = out or Path(run_dir) / "quant_report"
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{report.model}_{preset}")

@@ -24,7 +24,13 @@ from tfhsi.layouts import InputStage, Layout
 if TYPE_CHECKING:
     from tfhsi.data.prepared import PreparedScene
 
-__all__ = ["QuantReport", "quant_report", "validation_patches", "validation_scorer"]
+__all__ = [
+    "QuantReport",
+    "quant_report",
+    "quant_report_file",
+    "validation_patches",
+    "validation_scorer",
+]
 
 REPORT_SAMPLES = 128
 """Validation patches the per-layer error is averaged over (every validation pixel scores OA)."""
@@ -156,26 +162,9 @@ def quant_report(
     """
     from tfhsi.compress.lower import has_conv3d, lower_conv3d
     from tfhsi.experiment.folders import ModelInput
-    from tfhsi.export.aeq import (
-        AeqQuantizer,
-        auto_mixed,
-        layer_errors,
-        select_layers,
-        weight_bytes,
-    )
-    from tfhsi.export.inspect import audit
-    from tfhsi.export.presets import PRESETS
     from tfhsi.export.tflite import convert
-    from tfhsi.profile.interpreter import TFLiteModel
-    from tfhsi.train.metrics import compute_metrics
 
-    spec = PRESETS.get(preset)
-    if spec.aeq is None:
-        aeq_rows = ", ".join(n for n, s in PRESETS.items() if s.aeq is not None)
-        raise ConfigError(
-            f"quant-report --preset {preset!r}: only the ai-edge-quantizer presets ({aeq_rows}) "
-            "can be re-quantised layer by layer; pick one of those."
-        )
+    spec = _aeq_spec(preset)
     name = model.name
     if has_conv3d(model):
         model, _ = lower_conv3d(model)
@@ -185,13 +174,99 @@ def quant_report(
         from tfhsi.compress.fold import fold_input_map
 
         model = fold_input_map(model, *prepared.transform.affine(inputs=inputs))
-    x, y = validation_patches(prepared, patch=given.patch, layout=given.layout, stage=inputs)
-    float_model = convert(model, "fp32")
+    return _analyse(
+        convert(model, "fp32"), prepared, name=name, preset=preset, spec=spec,
+        patch=given.patch, layout=given.layout, stage=inputs, keep_int8=keep_int8,
+        samples=samples, calibration=calibration,
+    )  # fmt: skip
+
+
+def quant_report_file(
+    path: Path,
+    prepared: PreparedScene,
+    *,
+    preset: str = "w4a8",
+    keep_int8: list[str] | None = None,
+    samples: int = REPORT_SAMPLES,
+    calibration: int = 200,
+) -> tuple[QuantReport, dict[str, bytes]]:
+    """:func:`quant_report` of a float ``.tflite`` file (e.g. a run's ``export/fp32.tflite``):
+    its patch, layout and input stage come from the file and its metadata.
+
+    Raises:
+        ConfigError: the file is not float end to end by its audit, or holds CONV_3D (which
+            ai-edge-quantizer does not quantise: pass the Keras model, it is lowered first).
+    """
+    from tfhsi.experiment.prediction import predictor
+    from tfhsi.export.inspect import audit
+
+    spec = _aeq_spec(preset)
+    report = audit(path)
+    if report.precision != "float32":
+        raise ConfigError(
+            f"quant-report {path.name}: the file is {report.precision} by its audit; it "
+            "re-quantises a float file, so pass the run's fp32 .tflite or the Keras model."
+        )
+    if any(op.name == "CONV_3D" for op in report.ops):
+        raise ConfigError(
+            f"quant-report {path.name}: the file holds CONV_3D, which ai-edge-quantizer does "
+            "not quantise; pass the Keras model (.keras or the run folder): it is lowered to "
+            "Conv2D first."
+        )
+    model = predictor(path)
+    patch, layout = model.fit_to(prepared)
+    return _analyse(
+        path.read_bytes(), prepared, name=path.stem, preset=preset, spec=spec, patch=patch,
+        layout=layout, stage=model.stage, keep_int8=keep_int8, samples=samples,
+        calibration=calibration,
+    )  # fmt: skip
+
+
+def _aeq_spec(preset: str) -> Any:
+    from tfhsi.export.presets import PRESETS
+
+    spec = PRESETS.get(preset)
+    if spec.aeq is None:
+        aeq_rows = ", ".join(n for n, s in PRESETS.items() if s.aeq is not None)
+        raise ConfigError(
+            f"quant-report --preset {preset!r}: only the ai-edge-quantizer presets ({aeq_rows}) "
+            "can be re-quantised layer by layer; pick one of those."
+        )
+    return spec
+
+
+def _analyse(
+    float_model: bytes,
+    prepared: PreparedScene,
+    *,
+    name: str,
+    preset: str,
+    spec: Any,
+    patch: int,
+    layout: Layout,
+    stage: InputStage,
+    keep_int8: list[str] | None,
+    samples: int,
+    calibration: int,
+) -> tuple[QuantReport, dict[str, bytes]]:
+    """The figures of :func:`quant_report` for a float file taking ``layout`` patches."""
+    from tfhsi.export.aeq import (
+        AeqQuantizer,
+        auto_mixed,
+        layer_errors,
+        select_layers,
+        weight_bytes,
+    )
+    from tfhsi.export.inspect import audit
+    from tfhsi.profile.interpreter import TFLiteModel
+    from tfhsi.train.metrics import compute_metrics
+
+    x, y = validation_patches(prepared, patch=patch, layout=layout, stage=stage)
     representative = prepared.representative(
-        patch_size=given.patch,
-        layout=given.layout,
+        patch_size=patch,
+        layout=layout,
         num_samples=calibration,  # type: ignore[arg-type]
-        stage=inputs,
+        stage=stage,
     )
     quantizer = AeqQuantizer(float_model, representative, activation_bits=spec.aeq.activation_bits)
     keep = select_layers(quantizer.layers, keep_int8) if keep_int8 else []
