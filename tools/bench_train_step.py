@@ -1,7 +1,7 @@
 """Training throughput of each zoo model under each way of running its step, in one process.
 
 Ways: ``plain`` (tf_keras' default), ``xla`` (``jit_compile=True``), and for models with
-Conv3D layers ``conv2d`` (:func:`tfhsi.train.fast_conv3d.conv3d_as_conv2d`, what
+Conv3D layers ``conv2d`` (:func:`tfhsi.fast_conv3d.conv3d_as_conv2d`, what
 ``train_model`` and the ``Distiller`` use) and ``conv2d+xla``. For each model, one copy per
 way built from the same seed, each warmed up on two batches, then one epoch of each,
 alternated for ``--rounds`` rounds (so every way sees the same load). Random patches of the
@@ -38,7 +38,7 @@ WAYS = ("plain", "xla", "conv2d", "conv2d+xla")
 
 def measure(name: str, *, samples: int, rounds: int) -> dict[str, object]:
     from tfhsi._keras import keras
-    from tfhsi.train.fast_conv3d import conv3d_as_conv2d
+    from tfhsi.fast_conv3d import conv3d_as_conv2d
 
     patch, bands = INPUTS[name]
     shape = input_shape(name, bands=bands, patch_size=patch)

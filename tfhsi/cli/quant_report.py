@@ -64,14 +64,17 @@ def quant_report(
             f".tflite), not {path.name}; it makes and compares the quantised files itself."
         )
     predictor(path)  # a clear error for a missing or unreadable file
-    options = {"preset": preset, "keep_int8": keep_int8, "samples": samples}
     if path.suffix == ".tflite":
-        report, _ = compute_file(path, loaded.prepared, **options)
+        report, _ = compute_file(
+            path, loaded.prepared, preset=preset, keep_int8=keep_int8, samples=samples
+        )
     else:
         from tfhsi._keras import keras
 
         keras_model = keras.models.load_model(str(path), compile=False)
-        report, _ = compute(keras_model, loaded.prepared, **options)
+        report, _ = compute(
+            keras_model, loaded.prepared, preset=preset, keep_int8=keep_int8, samples=samples
+        )
     folder = out or Path(run_dir) / "quant_report"
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{report.model}_{preset}")

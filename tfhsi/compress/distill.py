@@ -50,7 +50,7 @@ import numpy as np
 
 from tfhsi._keras import keras, tf
 from tfhsi.errors import ConfigError
-from tfhsi.train.fast_conv3d import conv3d_as_conv2d
+from tfhsi.fast_conv3d import conv3d_as_conv2d
 
 __all__ = [
     "Distiller",
@@ -234,7 +234,7 @@ class Distiller(keras.Model):
                 name=f"{student.name}_features",
             )
         else:
-            # The same variables, with Conv3D on faster CPU kernels (tfhsi.train.fast_conv3d).
+            # The same variables, with Conv3D on faster CPU kernels (tfhsi.fast_conv3d).
             self._teacher_net = conv3d_as_conv2d(teacher)
             self._teacher_net.trainable = False
             self._student_net = conv3d_as_conv2d(student)

@@ -32,8 +32,8 @@ import numpy as np
 from tfhsi._keras import keras, tf
 from tfhsi.atomic import atomic_path, write_json
 from tfhsi.errors import ConfigError, SetupError
+from tfhsi.fast_conv3d import conv3d_as_conv2d
 from tfhsi.train.config import TrainConfig
-from tfhsi.train.fast_conv3d import conv3d_as_conv2d
 
 HISTORY = "history.json"
 BEST_WEIGHTS = "best.weights.h5"

@@ -1,9 +1,9 @@
 """Conv3D computed as one Conv2D over its spatial taps: the same layer, on faster CPU kernels.
 
 TensorFlow's CPU Conv3D kernels (and their gradients) are slow for the small filters and
-patches of hyperspectral CNNs: a step of the 3-D student trains at about 100 samples/s on 2
-cores, where the same arithmetic as a Conv2D trains at about 1,700 (docs/PERFORMANCE.md,
-``tools/bench_train.py``). :func:`conv3d_as_conv2d` returns a model that computes every
+patches of hyperspectral CNNs: the 3-D student trains at about 105 samples/s on 2 cores, and
+at about 2,200 with the same arithmetic as a Conv2D (docs/PERFORMANCE.md,
+``tools/bench_train_step.py``). :func:`conv3d_as_conv2d` returns a model that computes every
 Conv3D ``y[h, w, d, o] = b[o] + Σ K[i, j, t, c, o] · x[h·sh + i·dh, w·sw + j·dw, d·sd + t, c]``
 this way:
 

@@ -1,4 +1,4 @@
-"""Conv3D on Conv2D kernels (tfhsi.train.fast_conv3d): the same function, gradients and
+"""Conv3D on Conv2D kernels (tfhsi.fast_conv3d): the same function, gradients and
 variables as the Conv3D it replaces."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfhsi._keras import keras, tf
-from tfhsi.train.fast_conv3d import Conv3DAsConv2D, conv3d_as_conv2d
+from tfhsi.fast_conv3d import Conv3DAsConv2D, conv3d_as_conv2d
 
 layers = keras.layers
 
