@@ -27,7 +27,7 @@ from tfhsi.models import MODELS, build_model, input_shape
 
 INPUTS = {  # (patch, bands) the main job and the study feed each model on Indian Pines
     "hamida3d": (11, 30),
-    "student3d": (7, 30),
+    "student3d": (7, 200),
     "student2d": (9, 200),
     "cnn2d": (11, 30),
     "hybridsn": (25, 30),
