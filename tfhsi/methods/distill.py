@@ -68,28 +68,18 @@ def run(
     def pair(subset: str, training: bool):
         # Same seed: teacher and student visit the same centres, order and flips/rotations;
         # with a table the student's stream carries each patch's row in it instead.
-        def stream(of: ModelState):
-            return of.stream(
-                subset,
-                batch_size=context.batch_size,
-                training=training,
-                seed=seed,
-                augment=step.augment,
-                unlabelled=transfer if training else None,
-            )
-
+        options: dict[str, Any] = {
+            "batch_size": context.batch_size,
+            "training": training,
+            "seed": seed,
+            "augment": step.augment,
+            "unlabelled": transfer if training else None,
+        }
         if table is None:
-            return paired_dataset(stream(teacher), stream(state))
-        return _keyed_stream(
-            state,
-            subset,
-            batch_size=context.batch_size,
-            training=training,
-            seed=seed,
-            augment=step.augment,
-            unlabelled=transfer if training else None,
-            offset=offsets[subset],
-        )
+            return paired_dataset(
+                teacher.stream(subset, **options), state.stream(subset, **options)
+            )
+        return _keyed_stream(state, subset, offset=offsets[subset], **options)
 
     distiller = Distiller(
         teacher.model,
