@@ -22,7 +22,7 @@ COMPOSITION = ("experiment", "deployment", "methods", "api")
 """Top-level modules and packages that compose the siblings for the CLI, recipes and API."""
 BASE = (
     "_keras", "errors", "registry", "atomic", "env", "plugins", "native", "tflite_file",
-    "layouts", "keras_checks", "fast_conv3d",
+    "layouts", "keras_checks", "fast_conv3d", "conv_axes",
 )  # fmt: skip
 TF_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras")
 

@@ -26,16 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfhsi._keras import keras, tf
-
-
-def _axis(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int, int]:
-    """TensorFlow's output size and (before, after) padding of one axis."""
-    span = (kernel - 1) * dilation + 1
-    if padding == "valid":
-        return (size - span) // stride + 1, 0, 0
-    out = -(-size // stride)
-    total = max((out - 1) * stride + span - size, 0)
-    return out, total // 2, total - total // 2
+from tfhsi.conv_axes import AxisPlan
 
 
 class Conv3DAsConv2D(keras.layers.Layer):
@@ -51,8 +42,10 @@ class Conv3DAsConv2D(keras.layers.Layer):
         (kh, kw, kd), (sh, sw, sd) = conv.kernel_size, conv.strides
         dh, dw, _ = conv.dilation_rate
         _, height, width, depth, channels = x.shape
-        ho, top, bottom = _axis(height, kh, sh, dh, conv.padding)
-        wo, left, right = _axis(width, kw, sw, dw, conv.padding)
+        rows_axis = AxisPlan(height, kh, sh, conv.padding, dh)
+        cols_axis = AxisPlan(width, kw, sw, conv.padding, dw)
+        ho, top, bottom = rows_axis.out, rows_axis.pad_before, rows_axis.pad_after
+        wo, left, right = cols_axis.out, cols_axis.pad_before, cols_axis.pad_after
         if top or bottom or left or right:
             x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0], [0, 0]])
         taps = [
