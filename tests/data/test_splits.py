@@ -541,3 +541,43 @@ def test_indian_pines_random_and_disjoint_splits(real_data_dir: Path, capsys):
                 f"  {r['label']:2d} {r['name']:28s} n={r['labelled']:5d} train={r['train']:4d} "
                 f"test={r['test']:5d} unused={r['unused']:4d} frac={r['train_fraction']:.3f}"
             )
+
+
+# ---------------------------------------------------------------- test_pixels
+
+
+@FAST
+@given(
+    n=st.integers(1, 400),
+    seed=st.integers(0, 2**31),
+    spec=st.sampled_from(["random:0.1", "disjoint:0.2:tile=6"]),
+)
+def test_test_pixels_keeps_n_test_pixels_per_class_in_proportion_and_the_rest_unchanged(
+    n, spec, seed
+):
+    labels = _blob_labels(40, 40, 5, seed=3)
+    full = make_split(labels, spec, seed=seed, patch_size=3, val_fraction=0.05)
+    cut = make_split(labels, spec, seed=seed, patch_size=3, val_fraction=0.05, test_pixels=n)
+    _assert_valid(cut, labels)
+    total = int(full.test.sum())
+    assert int(cut.test.sum()) == min(n, total)
+    assert not (cut.test & ~full.test).any(), "a kept test pixel was not a test pixel"
+    assert (cut.train == full.train).all() and (cut.val == full.val).all()
+    if n >= total:
+        assert cut.notes == full.notes
+        return
+    kept, before = _per_class(cut.test, labels, 5), _per_class(full.test, labels, 5)
+    present = before > 0
+    if n >= present.sum():
+        assert (kept[present] >= 1).all(), "a class lost every test pixel"
+    # proportional: within one pixel of the share, beyond the one-per-class minimum
+    share = before * n / total
+    assert (kept <= np.maximum(np.ceil(share), 1) + 1e-9).all()
+    assert "test_pixels" in cut.notes[-1] and f"{total:,}" in cut.notes[-1]
+    again = make_split(labels, spec, seed=seed, patch_size=3, val_fraction=0.05, test_pixels=n)
+    assert (again.test == cut.test).all()
+
+
+def test_test_pixels_below_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="test_pixels"):
+        make_split(_dense_labels(10, 10, 2, 0), "random:0.1", seed=0, test_pixels=0)

@@ -41,6 +41,8 @@ def overrides_for(name: str) -> tuple[str, ...]:
         "quick.latency_runs=2",
     ]
     sets += ["profile.tflm=true", f"maps={'true' if kd else 'false'}"]
+    if kd:  # a quick run scores a subset of the test pixels; the re-evaluation must agree
+        sets += ["quick.test_pixels=100"]
     for i, variant in enumerate(recipe.variants):
         if variant.student is not None:
             sets += [f"variants.{i}.student.patch=5", f"variants.{i}.student.pca={BANDS}"]
@@ -60,6 +62,7 @@ def _covers(big: dict, small: dict) -> bool:
         k: v for k, v in small.items() if k != "variants"
     }:
         return False
+
     def covered(variant: dict) -> bool:
         return any(
             all(other.get(k) == v for k, v in variant.items() if k not in ("name", "export"))
@@ -122,6 +125,13 @@ def test_shipped_recipe_runs_quick_on_synthetic(
         lowered = [r for r in int8 if r["variant"].startswith("student3d")]
         assert lowered and all(any("Conv3D lowered" in n for n in r["notes"]) for r in lowered)
         assert any(r.get("map") for r in results["rows"])
+        from tfhsi.data.splits import Split
+
+        split = Split.load(run_dir / "seed_0" / "teacher" / "split.npz")
+        assert int(split.test.sum()) == 100 and "test_pixels" in split.notes[-1]
+        assert all(
+            sum(map(sum, r["confusion"])) == 100 for r in results["rows"] if r.get("confusion")
+        )
         _assert_exports_reevaluate(results["rows"])
 
 

@@ -45,6 +45,10 @@ def train(
     schedule: Annotated[str, typer.Option(help="cosine | constant")] = "cosine",
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = 20,
     val: Annotated[float, typer.Option(help="Share of each class for validation.")] = 0.05,
+    test_pixels: Annotated[
+        int | None,
+        typer.Option(min=1, help="Score only this many test pixels (a seeded, per-class subset)."),
+    ] = None,
     augment: Annotated[bool, typer.Option(help="Random flips and rotations.")] = False,
     class_weights: Annotated[
         bool, typer.Option(help="Weight the loss by inverse class frequency.")
@@ -89,6 +93,7 @@ def train(
             tensorboard=tensorboard,
         ),
         unsafe=unsafe_deserialization,
+        test_pixels=test_pixels,
     )
     summary = train_experiment(
         spec, out_dir=out, data_dir=data_dir, resume=resume, report=err_console.print

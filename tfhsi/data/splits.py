@@ -46,7 +46,7 @@ from tfhsi.data._split_disjoint import DEFAULT_TILE, GUARDS, dilate, disjoint_ma
 from tfhsi.data._split_masks import mask_masks
 from tfhsi.errors import ConfigError, DataFormatError, SplitError
 
-__all__ = ["Split", "SplitSpec", "leakage", "make_split", "parse_split_spec"]
+__all__ = ["Split", "SplitSpec", "leakage", "make_split", "parse_split_spec", "subsample_test"]
 
 GRAMMAR = (
     "random:F (0<F<1, e.g. random:0.1), random:N (integer >= 1 pixels per class, e.g. "
@@ -378,6 +378,7 @@ def make_split(
     patch_size: int = 1,
     val_fraction: float = 0.0,
     class_names: Sequence[str] | None = None,
+    test_pixels: int | None = None,
 ) -> Split:
     """Makes a :class:`Split` of the labelled pixels of ``labels`` from a spec string.
 
@@ -390,6 +391,8 @@ def make_split(
             (``random``, ``disjoint``) or of its training pixels (``mask`` without ``VAL``;
             ignored with ``VAL``).
         class_names: Names of classes ``1..C``, used in messages and to fix ``C``.
+        test_pixels: Keep only this many test pixels (:func:`subsample_test`); the rest
+            are left unused. None keeps them all.
 
     Raises:
         ConfigError: malformed spec or options.
@@ -406,6 +409,8 @@ def make_split(
     patch_size, seed = int(patch_size), int(seed)
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if test_pixels is not None and (isinstance(test_pixels, bool) or int(test_pixels) < 1):
+        raise ConfigError(f"test_pixels must be an integer >= 1 or None, got {test_pixels!r}")
     if sp.fraction is not None and sp.fraction + val_fraction >= 1.0:
         raise ConfigError(
             f"split {spec!r} with val_fraction {val_fraction} leaves no test pixels; "
@@ -449,4 +454,44 @@ def make_split(
                 f"{labels.shape[1]} label map (patch {patch_size}); use a smaller tile=, a "
                 f"smaller patch, or another split form"
             )
-    return Split(train, val, test, spec.strip(), seed, patch_size, tuple(notes))
+    split = Split(train, val, test, spec.strip(), seed, patch_size, tuple(notes))
+    return split if test_pixels is None else subsample_test(split, labels, int(test_pixels))
+
+
+def subsample_test(split: Split, labels: np.ndarray, n: int) -> Split:
+    """``split`` with ``n`` of its test pixels, drawn per class in proportion to the class's
+    test pixels (largest remainders; each class keeps at least one while ``n`` allows), from
+    the split's seed. The others become unused, and a note says so. Quick runs use it: their
+    figures rest on fewer pixels, and ``tfhsi evaluate`` with the saved split reproduces them.
+    """
+    total = int(split.test.sum())
+    if n >= total:
+        return split
+    labels = np.asarray(labels)
+    classes = [c for c in np.unique(labels[split.test]) if c > 0]
+    counts = np.array([int((split.test & (labels == c)).sum()) for c in classes])
+    share = counts * (n / total)
+    quota = np.minimum(np.floor(share).astype(int), counts)
+    if n >= len(classes):
+        quota = np.maximum(quota, 1)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    for i in order:  # largest remainders first, until the quotas sum to n
+        if quota.sum() >= n:
+            break
+        if quota[i] < counts[i]:
+            quota[i] += 1
+    while quota.sum() > n:  # minimums pushed it over: take from the largest classes
+        quota[int(np.argmax(quota))] -= 1
+    rng = np.random.default_rng([split.seed, 7])
+    test = np.zeros_like(split.test)
+    for c, k in zip(classes, quota, strict=True):
+        where = np.flatnonzero((split.test & (labels == c)).ravel())
+        test.ravel()[rng.choice(where, size=int(k), replace=False)] = True
+    note = (
+        f"test: {n:,} of the {total:,} test pixels, drawn per class with seed {split.seed} "
+        "(test_pixels); the others are unused"
+    )
+    return Split(
+        split.train, split.val, test, split.spec, split.seed, split.patch_size,
+        (*split.notes, note),
+    )  # fmt: skip

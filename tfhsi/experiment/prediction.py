@@ -141,13 +141,18 @@ def predict_scene(
     labelled_only: bool = False,
     batch_size: int = 256,
     stage: InputStage = "transformed",
+    pixels: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Predicted labels 1..C for every pixel (or only labelled ones; 0 elsewhere);
-    ``stage``: what the model's input values are (:meth:`PreparedScene.cube_at`)."""
+    """Predicted labels 1..C for every pixel (or only labelled ones, or only the ``(H, W)``
+    boolean mask ``pixels``; 0 elsewhere); ``stage``: what the model's input values are
+    (:meth:`PreparedScene.cube_at`)."""
     from tfhsi.data.pipeline import patch_dataset
 
     labels = prepared.scene.labels
-    mask = labels > 0 if labelled_only else np.ones_like(labels, dtype=bool)
+    if pixels is not None:
+        mask = np.asarray(pixels, bool)
+    else:
+        mask = labels > 0 if labelled_only else np.ones_like(labels, dtype=bool)
     centers = np.argwhere(mask).astype(np.int32)
     stream = patch_dataset(
         prepared.cube_at(stage),

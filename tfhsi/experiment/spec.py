@@ -8,7 +8,7 @@ from typing import Any
 from tfhsi.models import ModelSource, resolve_model
 from tfhsi.train.config import TrainConfig
 
-OPT_IN = ("pretrained", "unsafe")
+OPT_IN = ("pretrained", "unsafe", "test_pixels")
 """Fields recorded only when set, so records and cache keys of runs made before stay valid."""
 
 
@@ -19,7 +19,8 @@ class ExperimentSpec:
     ``model`` is a zoo name or a model reference (``file.py:function``,
     ``package.module:function``, a saved ``.keras``/``.h5``; file paths absolute).
     ``pretrained`` uses a saved model as given (no training); ``unsafe`` lets a saved model
-    run code stored in it.
+    run code stored in it; ``test_pixels`` keeps that many test pixels (a quick run's
+    :func:`tfhsi.data.splits.subsample_test`).
     """
 
     dataset: str
@@ -36,6 +37,7 @@ class ExperimentSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     pretrained: bool = False
     unsafe: bool = False
+    test_pixels: int | None = None
 
     def source(self) -> ModelSource:
         """The resolved model reference (a bad one fails here, in one line)."""

@@ -34,6 +34,7 @@ def prepare_experiment(
         patch_size=patch,
         val_fraction=spec.val_fraction,
         class_names=scene.class_names,
+        test_pixels=spec.test_pixels,
     )
     return prepare(scene, split, pca_components=spec.pca)
 

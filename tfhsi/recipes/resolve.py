@@ -13,7 +13,8 @@ from tfhsi.recipes.schema import ModelSection, Recipe, TrainSection
 
 
 def apply_quick(recipe: Recipe) -> Recipe:
-    """Caps training at ``quick.epochs``, seeds at ``quick.seeds``, timings at ``quick.latency_runs``."""
+    """Caps training at ``quick.epochs``, seeds at ``quick.seeds``, timings at
+    ``quick.latency_runs`` and test pixels at ``quick.test_pixels``; maps cover the scored pixels."""
     cap = recipe.quick.epochs
 
     def train(section: TrainSection) -> TrainSection:
@@ -42,6 +43,10 @@ def apply_quick(recipe: Recipe) -> Recipe:
             "variants": variants,
             "profile": profile,
             "seeds": recipe.seeds[: recipe.quick.seeds],
+            "test_pixels": min(
+                recipe.test_pixels or recipe.quick.test_pixels, recipe.quick.test_pixels
+            ),
+            "map_pixels": "scored",
         }
     )
 

@@ -208,6 +208,9 @@ class QuickSection(_Strict):
     epochs: int = Field(2, ge=1)
     seeds: int = Field(1, ge=1, description="how many of the recipe's seeds a quick run uses")
     latency_runs: int = Field(5, ge=1)
+    test_pixels: int = Field(
+        1000, ge=1, description="test pixels a quick run scores (a seeded, per-class subset)"
+    )
 
 
 class SearchSection(_Strict):
@@ -254,11 +257,21 @@ class Recipe(_Strict):
     split: str = "random:0.1"
     seeds: list[int] = Field([0], min_length=1)
     val_fraction: float = Field(0.05, ge=0, lt=1)
+    test_pixels: int | None = Field(
+        None,
+        ge=1,
+        description="score this many test pixels (a seeded, per-class subset); all by default",
+    )
     teacher: ModelSection
     variants: list[Variant] = []
     targets: list[str] = []
     profile: ProfileSection = ProfileSection()
     maps: bool = True
+    map_pixels: Literal["auto", "scene", "labelled", "scored"] = Field(
+        "auto",
+        description="what a map predicts: every pixel (scene), labelled ones, the split's "
+        "train/val/test pixels (scored; quick runs), or auto (scene up to 50,000 pixels, else labelled)",
+    )
     quick: QuickSection = QuickSection()
     search: SearchSection | None = None
 

@@ -49,6 +49,7 @@ def teacher_spec(recipe: Recipe, section: ModelSection, seed: int):
         train=train.config(seed=seed),
         pretrained=section.pretrained,
         unsafe=section.unsafe,
+        test_pixels=recipe.test_pixels,
     )
 
 

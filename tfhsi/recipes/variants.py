@@ -54,8 +54,9 @@ def teacher_task(
     rows = [{**base, **keras_row(teacher, settings)}]
     if recipe.maps and seed == recipe.seeds[0]:
         rows[0]["map"] = draw_map(
-            teacher, teacher.model.predict_on_batch, rows[0], folder / "map_keras.png", run_dir
-        )
+            teacher, teacher.model.predict_on_batch, rows[0], folder / "map_keras.png", run_dir,
+            pixels=recipe.map_pixels,
+        )  # fmt: skip
     rows += [
         {**base, **r}
         for r in export_rows(teacher, ["fp32"], folder / "export", settings, lower=False, log=log)
@@ -166,5 +167,5 @@ def variant_task(
         )
     ]
     if recipe.maps and seed == recipe.seeds[0]:
-        map_deployed(state, rows, folder, run_dir)
+        map_deployed(state, rows, folder, run_dir, pixels=recipe.map_pixels)
     return rows
