@@ -65,7 +65,7 @@ def fit(
     state = model_state(model, data)
     config = TrainConfig(
         epochs=epochs, learning_rate=lr, patience=patience, seed=seed,
-        jit_compile=trains_with_xla(model),
+        jit_compile=trains_with_xla(model, epochs),
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tfhsi-train-") as scratch:
         train_model(

@@ -7,6 +7,8 @@ alone, distillation (its training plus the teacher's soft targets), other fine-t
 (pruning, QAT), export (conversion and calibration), Keras and TFLite evaluation, LiteRT
 latency, the TFLite Micro arena search, maps and the report.
 
+``--quick`` times the recipe's ``--quick`` run instead (use ``--epochs 0``).
+
 ``--compare REV`` runs the same benchmark on the code of git revision ``REV`` (exported to a
 temporary folder and put first on ``PYTHONPATH``) in the same invocation, alternating with
 the working tree round by round, so before/after ratios come from one machine and one load.
@@ -152,6 +154,7 @@ def _worker(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             runner.run_recipe(
                 recipe,
+                quick=args.quick,
                 out=Path(tmp) / "run",
                 data_dir=args.data_dir,
                 log=lambda line: print(line, file=log, flush=True),
@@ -179,6 +182,7 @@ def _run(code: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(code)}
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out)]
     command += ["--recipe", args.recipe, "--epochs", str(args.epochs)]
+    command += ["--quick"] if args.quick else []
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     subprocess.run(command, check=True, env=env, cwd=code)
@@ -215,6 +219,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="kd_indian_pines")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=3, help="cap on every epochs (0: as is)")
+    parser.add_argument("--quick", action="store_true", help="run the recipe with --quick")
     parser.add_argument("--compare", metavar="REV", help="also run git revision REV, alternating")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every run's figures here")

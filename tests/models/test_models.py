@@ -300,7 +300,8 @@ def test_only_models_the_registry_marks_train_with_xla_and_never_when_wrapped_by
 
     assert [n for n in MODELS if MODELS.get(n).jit_compile] == ["student3d"]
     student3d = build_model("student3d", bands=24, n_classes=3, patch_size=5, seed=0)
-    assert trains_with_xla(student3d)
+    assert trains_with_xla(student3d) and trains_with_xla(student3d, epochs=10)
+    assert not trains_with_xla(student3d, epochs=9)  # compiling would not pay back
     assert not trains_with_xla(build_model("student2d", bands=24, n_classes=3, patch_size=5))
     pruned = tfmot.sparsity.keras.prune_low_magnitude(student3d)
     assert pruned.name == "student3d" and not trains_with_xla(pruned)

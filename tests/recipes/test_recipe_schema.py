@@ -141,6 +141,8 @@ def test_quick_caps_epochs_and_seeds() -> None:
     assert all(step.epochs <= recipe.quick.epochs for v in quick.variants for step in v.steps)
     assert "quick_mode: true" in resolved_yaml(recipe, quick=True)
     assert quick.test_pixels == recipe.quick.test_pixels and quick.map_pixels == "scored"
+    transfer = [s.unlabelled for v in quick.variants for s in v.steps if s.method == "distill"]
+    assert transfer and max(transfer) <= recipe.quick.unlabelled
     assert apply_quick(recipe.model_copy(update={"test_pixels": 50})).test_pixels == 50
 
 

@@ -24,8 +24,8 @@ TOLERANCE = 1e-6
 SYNTHETIC = ("--dataset", "synthetic:12x12x6x3", "--model", "student2d", "--patch", "5")
 
 
-def _train(out: Path, *args: str) -> Path:
-    result = tfhsi("train", *args, "--epochs", "2", "--out", out)
+def _train(out: Path, *args: str, epochs: int = 2) -> Path:
+    result = tfhsi("train", *args, "--epochs", str(epochs), "--out", out)
     assert result.exit_code == 0, result.output
     return out
 
@@ -40,15 +40,19 @@ def _sha256(path: Path) -> str:
 
 
 XLA = ("--dataset", "synthetic:12x12x24x3", "--model", "student3d", "--patch", "5")
-"""student3d trains with XLA-compiled steps (``tfhsi.models.trains_with_xla``)."""
+"""student3d trains with XLA-compiled steps (``tfhsi.models.trains_with_xla``) from
+``XLA_MIN_EPOCHS`` epochs on."""
 
 
 @pytest.mark.parametrize("options", [SYNTHETIC, XLA], ids=["student2d", "student3d-xla"])
 def test_same_seed_twice_gives_identical_split_and_metrics(
     tmp_path: Path, options: tuple[str, ...]
 ) -> None:
-    first = _train(tmp_path / "a", *options, "--seed", "3")
-    second = _train(tmp_path / "b", *options, "--seed", "3")
+    from tfhsi.models import XLA_MIN_EPOCHS
+
+    epochs = XLA_MIN_EPOCHS if options is XLA else 2
+    first = _train(tmp_path / "a", *options, "--seed", "3", epochs=epochs)
+    second = _train(tmp_path / "b", *options, "--seed", "3", epochs=epochs)
     for name, mask in _masks(first).items():
         np.testing.assert_array_equal(mask, _masks(second)[name], err_msg=name)
     a = json.loads((first / "metrics.json").read_text())["keras"]

@@ -23,6 +23,7 @@ from tfhsi.layouts import InputStage, Layout
 
 if TYPE_CHECKING:
     from tfhsi.data.prepared import PreparedScene
+    from tfhsi.export.aeq import Validation
 
 __all__ = [
     "QuantReport",
@@ -58,17 +59,23 @@ def validation_patches(
 
 def validation_scorer(
     prepared: PreparedScene, *, patch: int, layout: Layout, stage: InputStage = "transformed"
-) -> Callable[[bytes], float]:
-    """``bytes -> validation OA`` of a ``.tflite`` file taking ``layout`` patches."""
-    from tfhsi.profile.interpreter import TFLiteModel
+) -> Validation:
+    """The :class:`~tfhsi.export.aeq.Validation` of ``prepared``'s validation pixels, for
+    ``.tflite`` files taking ``layout`` patches."""
+    from tfhsi.export.aeq import Validation
 
     x, y = validation_patches(prepared, patch=patch, layout=layout, stage=stage)
+    return Validation(predict=_classes_of(x), labels=y)
 
-    def score(data: bytes) -> float:
-        predicted = TFLiteModel(data, num_threads=1).predict(x).argmax(axis=1)
-        return float(np.mean(predicted == y))
 
-    return score
+def _classes_of(x: np.ndarray) -> Callable[[bytes], np.ndarray]:
+    """``bytes -> class indices`` a ``.tflite`` file predicts for the patches ``x``."""
+    from tfhsi.profile.interpreter import TFLiteModel
+
+    def predict(data: bytes) -> np.ndarray:
+        return np.asarray(TFLiteModel(data, num_threads=1).predict(x).argmax(axis=1))
+
+    return predict
 
 
 @dataclass
@@ -252,13 +259,13 @@ def _analyse(
     """The figures of :func:`quant_report` for a float file taking ``layout`` patches."""
     from tfhsi.export.aeq import (
         AeqQuantizer,
+        Validation,
         auto_mixed,
         layer_errors,
         select_layers,
         weight_bytes,
     )
     from tfhsi.export.inspect import audit
-    from tfhsi.profile.interpreter import TFLiteModel
     from tfhsi.train.metrics import compute_metrics
 
     x, y = validation_patches(prepared, patch=patch, layout=layout, stage=stage)
@@ -271,21 +278,22 @@ def _analyse(
     quantizer = AeqQuantizer(float_model, representative, activation_bits=spec.aeq.activation_bits)
     keep = select_layers(quantizer.layers, keep_int8) if keep_int8 else []
 
-    def predict(data: bytes) -> np.ndarray:
-        return np.asarray(TFLiteModel(data, num_threads=1).predict(x).argmax(axis=1))
+    validation = Validation(predict=_classes_of(x), labels=y)
+    predict = validation.predict
 
     def score(data: bytes) -> float:
-        return float(np.mean(predict(data) == y))
+        return validation.oa(predict(data))
 
     notes: list[str] = []
     bits = spec.aeq.weight_bits
     if spec.aeq.search == "auto-mixed":
-        search = auto_mixed(quantizer, score, weight_bits=bits, keep=keep)
+        search = auto_mixed(quantizer, validation, weight_bits=bits, keep=keep)
         quantised = search.data
         notes.append(
             f"auto-mixed kept {', '.join(search.keep) or 'no layer'} at int8: validation OA "
             f"{search.oa * 100:.2f} % vs {search.reference_oa * 100:.2f} % all int8 "
-            f"({search.low_oa * 100:.2f} % all int4)"
+            f"({search.low_oa * 100:.2f} % all int4); {search.changed_pp:.2f} % of validation "
+            "predictions differ from the int8 file's"
         )
     else:
         quantised = quantizer.quantize(weight_bits=bits, keep=keep)

@@ -189,7 +189,10 @@ def _fit(
         model,
         stream("train", training=True),
         None if selection is None else stream(selection),
-        config=replace(spec.train, jit_compile=spec.train.jit_compile or trains_with_xla(model)),
+        config=replace(
+            spec.train,
+            jit_compile=spec.train.jit_compile or trains_with_xla(model, spec.train.epochs),
+        ),
         out_dir=out,
         resume=resume,
         class_weight=weights,

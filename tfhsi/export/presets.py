@@ -32,10 +32,11 @@ class AeqRecipe:
             supports: channelwise symmetric weights, int8 asymmetric / int16 symmetric
             activations calibrated on training patches.
         keep_bits: The weight bits of the layers kept at higher precision (``keep_int8``).
-        search: ``"auto-mixed"``: the smallest set of layers kept at ``keep_bits`` that brings
-            validation OA within ``tolerance_pp`` of the ``keep_bits`` file (greedy, most
+        search: ``"auto-mixed"``: the smallest set of layers kept at ``keep_bits`` whose file
+            changes at most ``tolerance_pp`` % of the ``keep_bits`` file's validation
+            predictions, so validation OA is within ``tolerance_pp`` of it (greedy, most
             sensitive layer first, see :func:`tfhsi.export.aeq.auto_mixed`).
-        tolerance_pp: Percentage points of validation OA the search may lose.
+        tolerance_pp: Share of validation predictions (pp) the search may change.
     """
 
     weight_bits: int
@@ -134,8 +135,9 @@ _TABLE = (
         quantizer="ai-edge-quantizer", aeq=AeqRecipe(weight_bits=4),
     ),
     PresetSpec(
-        "auto-mixed", "int4 weights except the fewest layers kept int8 that bring validation OA "
-        "within 0.5 pp of int8 (Conv3D lowered; ai-edge-quantizer)", "int4 + int8", "int8",
+        "auto-mixed", "int4 weights except the fewest layers kept int8 that change at most "
+        "0.5 % of int8's validation predictions, so OA is within 0.5 pp (Conv3D lowered; "
+        "ai-edge-quantizer)", "int4 + int8", "int8",
         calibration=True, conv3d="lower", promise="w4/8a8", also_accepts=("w4a8", "int8"),
         same_as="w4a8", quantizer="ai-edge-quantizer",
         aeq=AeqRecipe(weight_bits=4, search="auto-mixed"),

@@ -31,11 +31,11 @@ from tfhsi.export.presets import PRESETS, Preset
 
 if TYPE_CHECKING:
     from tfhsi._keras import keras
+    from tfhsi.export.aeq import Validation
 
 __all__ = ["ConversionError", "Preset", "convert", "labels_path", "write_tflite"]
 
 Representative = Callable[[], Iterator[Sequence[np.ndarray]]]
-Validate = Callable[[bytes], float]
 
 
 class ConversionError(TfhsiError):
@@ -48,7 +48,7 @@ def convert(
     *,
     representative: Representative | None = None,
     keep_int8: Sequence[str] = (),
-    validate: Validate | None = None,
+    validate: Validation | None = None,
 ) -> bytes:
     """Converts a Keras model to TFLite flatbuffer bytes with batch fixed to 1.
 
@@ -63,8 +63,8 @@ def convert(
             ``PreparedScene.representative(...)``. Batches larger than 1 are split.
         keep_int8: Layer names or patterns (``re.fullmatch``) kept at int8 weights by the
             ai-edge-quantizer presets (see :func:`tfhsi.export.aeq.select_layers`).
-        validate: Validation OA of a file (``bytes -> float``), for presets that search
-            (``auto-mixed``); validation pixels only, never test.
+        validate: The validation pixels presets that search (``auto-mixed``) score files on
+            (:class:`tfhsi.export.aeq.Validation`; never test pixels).
 
     Returns:
         The ``.tflite`` bytes. Check what they contain with
@@ -94,8 +94,8 @@ def convert(
         )
     if preset.needs_validation and validate is None:
         raise ConfigError(
-            f"preset {preset.value!r} searches on validation pixels; pass validate= (a function "
-            "giving the validation OA of .tflite bytes), or use tfhsi.deployment.export_tflite."
+            f"preset {preset.value!r} searches on validation pixels; pass validate= (a "
+            "tfhsi.export.aeq.Validation of them), or use tfhsi.deployment.export_tflite."
         )
     if preset.needs_representative and not callable(representative):
         raise ConfigError(
@@ -160,7 +160,7 @@ def _quantize_with_aeq(
     preset: Preset,
     representative: Representative | None,
     keep_int8: Sequence[str],
-    validate: Validate | None,
+    validate: Validation | None,
 ) -> bytes:
     """The float32 file of ``model``, quantised by ai-edge-quantizer with the row's recipe."""
     from tfhsi.export.aeq import AeqQuantizer, auto_mixed, select_layers

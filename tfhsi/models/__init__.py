@@ -21,6 +21,7 @@ from tfhsi.keras_checks import require_functional
 from tfhsi.models import cnn1d, cnn2d, hamida, hybridsn, students  # noqa: F401  (register)
 from tfhsi.models._registry import (
     MODELS,
+    XLA_MIN_EPOCHS,
     ModelSpec,
     build_model,
     input_shape,
@@ -32,6 +33,7 @@ from tfhsi.models.references import ModelSource, check_model_ref, resolve_model
 
 __all__ = [
     "MODELS",
+    "XLA_MIN_EPOCHS",
     "ModelSource",
     "ModelSpec",
     "build_model",

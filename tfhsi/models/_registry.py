@@ -126,10 +126,18 @@ def register_model(
     return decorate
 
 
-def trains_with_xla(model: keras.Model) -> bool:
+XLA_MIN_EPOCHS = 10
+"""XLA's compilation (about 10 s for student3d on a laptop CPU) pays back only over this many
+epochs or more; shorter runs (``--quick``) train with plain steps."""
+
+
+def trains_with_xla(model: keras.Model, epochs: int | None = None) -> bool:
     """Whether ``model`` trains with XLA-compiled steps (the one rule): when its registry entry
-    says so (:attr:`ModelSpec.jit_compile`; a zoo model's Keras name is its registry name) and
-    it holds no TF-MOT wrapper (pruning, clustering and QAT keep state XLA does not see)."""
+    says so (:attr:`ModelSpec.jit_compile`; a zoo model's Keras name is its registry name), it
+    holds no TF-MOT wrapper (pruning, clustering and QAT keep state XLA does not see) and the
+    run has at least :data:`XLA_MIN_EPOCHS` ``epochs`` (when given)."""
+    if epochs is not None and epochs < XLA_MIN_EPOCHS:
+        return False
     spec = MODELS.get(model.name) if model.name in MODELS else None
     wrapped = any(
         type(layer).__module__.startswith("tensorflow_model_optimization")

@@ -13,8 +13,9 @@ from tfhsi.recipes.schema import ModelSection, Recipe, TrainSection
 
 
 def apply_quick(recipe: Recipe) -> Recipe:
-    """Caps training at ``quick.epochs``, seeds at ``quick.seeds``, timings at
-    ``quick.latency_runs`` and test pixels at ``quick.test_pixels``; maps cover the scored pixels."""
+    """Caps training at ``quick.epochs``, distillation's transfer set at ``quick.unlabelled``,
+    seeds at ``quick.seeds``, timings at ``quick.latency_runs`` and test pixels at
+    ``quick.test_pixels``; maps cover the scored pixels."""
     cap = recipe.quick.epochs
 
     def train(section: TrainSection) -> TrainSection:
@@ -29,7 +30,7 @@ def apply_quick(recipe: Recipe) -> Recipe:
         v.model_copy(
             update={
                 "student": model(v.student),
-                "steps": [_cap_epochs(s, cap) for s in v.steps],
+                "steps": [_capped(s, cap, recipe.quick.unlabelled) for s in v.steps],
             }
         )
         for v in recipe.variants
@@ -51,12 +52,15 @@ def apply_quick(recipe: Recipe) -> Recipe:
     )
 
 
-def _cap_epochs(step: StepOptions, cap: int) -> StepOptions:
-    """The step with its ``epochs`` (where the method has them) capped at ``cap``."""
-    epochs = getattr(step, "epochs", None)
-    if not isinstance(epochs, int):
-        return step
-    return step.model_copy(update={"epochs": min(epochs, cap)})
+def _capped(step: StepOptions, epochs: int, unlabelled: float) -> StepOptions:
+    """The step with its ``epochs`` and transfer set (``unlabelled``), where the method has
+    them, capped."""
+    update: dict[str, Any] = {}
+    if isinstance(getattr(step, "epochs", None), int):
+        update["epochs"] = min(step.epochs, epochs)  # type: ignore[attr-defined]
+    if isinstance(getattr(step, "unlabelled", None), float):
+        update["unlabelled"] = min(step.unlabelled, unlabelled)  # type: ignore[attr-defined]
+    return step.model_copy(update=update)
 
 
 def resolved_dict(recipe: Recipe, *, quick: bool) -> dict[str, Any]:

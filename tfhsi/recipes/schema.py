@@ -211,6 +211,9 @@ class QuickSection(_Strict):
     test_pixels: int = Field(
         1000, ge=1, description="test pixels a quick run scores (a seeded, per-class subset)"
     )
+    unlabelled: float = Field(
+        1.0, ge=0, description="cap on a distillation step's transfer set (per training pixel)"
+    )
 
 
 class SearchSection(_Strict):

@@ -103,7 +103,7 @@ def train_student(
             "train", batch_size=train.batch_size, training=True, seed=seed, augment=train.augment
         ),
         state.selection_stream(),
-        config=train.config(seed=seed, jit_compile=trains_with_xla(state.model)),
+        config=train.config(seed=seed, jit_compile=trains_with_xla(state.model, train.epochs)),
         out_dir=stage_dir,
         resume=True,
         report=log,
