@@ -228,6 +228,8 @@ def main() -> None:
     if args.worker:
         _worker(args)
         return
+    if args.data_dir:  # the runs' working folder is the code's tree
+        args.data_dir = str(Path(args.data_dir).resolve())
     with tempfile.TemporaryDirectory(prefix="bench_train_code_") as tmp:
         trees = {"now": ROOT}
         if args.compare:

@@ -205,7 +205,7 @@ class ProfileSection(_Strict):
 class QuickSection(_Strict):
     """What ``--quick`` changes: training stages capped to a few epochs, fewer seeds and timings."""
 
-    epochs: int = Field(2, ge=1)
+    epochs: int = Field(1, ge=1)
     seeds: int = Field(1, ge=1, description="how many of the recipe's seeds a quick run uses")
     latency_runs: int = Field(5, ge=1)
     test_pixels: int = Field(

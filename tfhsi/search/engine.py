@@ -85,7 +85,7 @@ class SearchSettings:
     """Propose no trial after this many minutes of the search (its batch in flight finishes)."""
     space: SearchSpace = field(default_factory=SearchSpace)
     quick: bool = False
-    quick_epochs: int = 2
+    quick_epochs: int = 1
     latency_runs: int = 10
 
     def budget(self) -> Budget:
