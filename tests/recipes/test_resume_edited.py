@@ -92,3 +92,25 @@ def test_an_option_added_since_at_its_default_is_no_change(
 
     assert not [m for m in messages if m.startswith("--resume")]
     assert _sha(out / "seed_0" / "prune" / "rows.json") == kept
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_the_quick_section_matters_to_a_resume_only_of_a_quick_run(
+    tmp_path: Path, quick: bool
+) -> None:
+    """A full run's results do not rest on ``quick:`` (whose defaults may change between
+    versions), so resuming it ignores that section; a quick run's resume does not."""
+    from tfhsi.recipes.resolve import resolved_yaml
+    from tfhsi.recipes.runner import _check_resumable
+
+    recipe = Recipe.model_validate(BASE)
+    saved = recipe.model_copy(update={"quick": recipe.quick.model_copy(update={"epochs": 2})})
+    (tmp_path / "recipe.yaml").write_text(resolved_yaml(saved, quick=quick))
+    if quick:
+        with pytest.raises(ConfigError, match="differs from this recipe in"):
+            _check_resumable(tmp_path / "recipe.yaml", recipe, quick=quick, log=lambda _: None)
+    else:
+        assert (
+            _check_resumable(tmp_path / "recipe.yaml", recipe, quick=quick, log=lambda _: None)
+            == []
+        )

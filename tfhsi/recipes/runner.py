@@ -143,6 +143,8 @@ def _check_resumable(saved: Path, recipe: Recipe, *, quick: bool, log: Log) -> l
         pass  # compared as saved: whatever no longer validates counts as changed
     now = resolved_dict(recipe, quick=quick)
     loose = {"variants", "description"}
+    if not quick:  # --quick's settings shape nothing in a full run (its defaults may change)
+        loose.add("quick")
     differ = sorted(
         k for k in set(before) | set(now) if k not in loose and before.get(k) != now.get(k)
     )
