@@ -22,6 +22,7 @@ RECIPE = {
     "dataset": "indian_pines",
     "split": "random:0.1",
     "seeds": [0],
+    "test_pixels": 2000,  # a seeded per-class subset of the 8,712: enough for a 1 pp check
     # a 2-D teacher: its float files run in XNNPACK, so scoring them on the ~9,000 test pixels
     # takes seconds (hamida3d's CONV_3D runs on the built-in kernels); pruning and gzip behave
     # the same on either
