@@ -37,7 +37,7 @@ def test_a_search_section_defines_the_search_of_the_recipes_scene_split_seed_and
     assert settings.teacher["model"] == "student2d" and settings.max_arena == 32768
     assert settings.space.width == [0.5]  # the space file, read relative to the recipe
     assert settings.budget().arena_bytes == 32768 and settings.trials == 5
-    assert set(settings.effective_space().epochs.model_dump().values()) == {2}  # --quick
+    assert set(settings.effective_space().epochs.model_dump().values()) == {1}  # --quick
 
 
 @pytest.mark.parametrize(
