@@ -62,6 +62,7 @@ class Validation:
     def oa(self, predicted: np.ndarray) -> float:
         return float(np.mean(np.asarray(predicted) == self.labels))
 
+
 WEIGHT_OPS = frozenset(
     {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
 )
@@ -235,9 +236,24 @@ class AeqQuantizer:
                 "the representative dataset yielded no samples; it must yield at least one [x] "
                 "list (100-500 training patches is typical)."
             )
-        base = self._quantizer([(".*", 8)])
+        self.calibration = self._calibrate()
+
+    def _calibrate(self) -> Any:
+        """Each tensor's range over all calibration samples (min of mins, max of maxes), as
+        the TFLite converter calibrates. ``Quantizer.calibrate`` would keep a moving average
+        of the per-sample ranges instead; with batch-1 samples that halved every activation
+        range of a lowered hamida3d and cost 4 pp of OA against the converter's int8 file."""
+        from ai_edge_quantizer import calibrator, recipe_manager
+        from ai_edge_quantizer.utils import qsv_utils
+
+        recipe = recipe_manager.RecipeManager()
+        recipe.load_quantization_recipe(self._quantizer([(".*", 8)]).get_quantization_recipe())
         with _quiet():
-            self.calibration = base.calibrate(self.data(self.samples))
+            calibration = calibrator.Calibrator(
+                self.float_model, qsv_update_func=qsv_utils.min_max_update
+            )
+            calibration.calibrate(self.data(self.samples), recipe)
+        return calibration.get_model_qsvs()
 
     def data(self, samples: Sequence[np.ndarray]) -> dict[str, list[dict[str, np.ndarray]]]:
         """Batch-1 samples as ai-edge-quantizer's signature data."""
