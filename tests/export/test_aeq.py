@@ -145,6 +145,10 @@ def test_auto_mixed_keeps_the_planted_sensitive_layer_and_meets_its_rule(hamida)
     assert next(iter(search.sensitivity)) == "conv2"
     assert [t[0] for t in search.trials] == [[], ["conv2"]]  # the empty set failed first
     assert audit(search.data).precision == "w4/8a8"
+    from tfhsi.export.aeq import layers_by_weight_bits
+
+    by_bits = layers_by_weight_bits(search.data)  # read back from the file
+    assert "conv2" in by_bits["int8"] and set(others) - set(by_bits["int8"]) <= set(by_bits["int4"])
 
 
 def test_auto_mixed_does_not_let_flips_that_cancel_in_oa_pass(hamida) -> None:

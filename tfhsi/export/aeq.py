@@ -39,6 +39,7 @@ __all__ = [
     "Validation",
     "auto_mixed",
     "layer_errors",
+    "layers_by_weight_bits",
     "quant_layers",
     "select_layers",
     "weight_bytes",
@@ -151,6 +152,18 @@ def weight_bytes(model: bytes) -> int:
                     seen.add(b)
                     total += int(size)
     return total
+
+
+def layers_by_weight_bits(data: bytes) -> dict[str, list[str]]:
+    """The layers of a quantised file grouped by the dtype its audit finds in their weights
+    (``{"int4": [...], "int8": [...]}``), read from the file itself."""
+    from tfhsi.export.inspect import audit
+
+    dtypes = audit(data).weight_dtypes
+    groups: dict[str, list[str]] = {}
+    for layer in quant_layers(data):
+        groups.setdefault(dtypes.get(layer.op, "float32"), []).append(layer.name)
+    return groups
 
 
 def select_layers(

@@ -163,6 +163,11 @@ def _measure_export(
         return row
     if state.lowered or exported.lowered:
         row["notes"].append("Conv3D lowered to Conv2D (same function, rank-4 graph)")
+    if exported.precision == "w4/8a8":
+        from tfhsi.export.aeq import layers_by_weight_bits
+
+        kept = layers_by_weight_bits(exported.data).get("int8", [])
+        row["notes"].append(f"int8 weights (the rest int4): {', '.join(kept)}")
     row["tflite"] = str(exported.path)
     row["parameters"] = exported.parameters
     row["layout"] = exported.layout
