@@ -268,3 +268,10 @@ def test_calibration_takes_each_tensors_range_over_all_samples_as_the_converter_
     assert input_scale(quantizer.quantize(weight_bits=8)) == pytest.approx(
         input_scale(converter), rel=0.02
     )
+
+
+def test_auto_mixed_with_a_plain_function_as_validation_says_what_to_pass() -> None:
+    from tfhsi.export import convert
+
+    with pytest.raises(ConfigError, match=r"Validation\(predict=.*not function"):
+        convert(object(), "auto-mixed", representative=lambda: iter(()), validate=lambda d: 1.0)  # type: ignore[arg-type]

@@ -92,11 +92,15 @@ def convert(
             f"keep_int8 applies to the ai-edge-quantizer presets ({aeq_rows}), not to "
             f"{preset.value!r}; drop keep_int8 or export with one of those."
         )
-    if preset.needs_validation and validate is None:
-        raise ConfigError(
-            f"preset {preset.value!r} searches on validation pixels; pass validate= (a "
-            "tfhsi.export.aeq.Validation of them), or use tfhsi.deployment.export_tflite."
-        )
+    if preset.needs_validation:
+        from tfhsi.export.aeq import Validation
+
+        if not isinstance(validate, Validation):
+            raise ConfigError(
+                f"preset {preset.value!r} searches on validation pixels; pass validate= a "
+                "tfhsi.export.aeq.Validation(predict=bytes -> class indices, labels=...), not "
+                f"{type(validate).__name__}, or use tfhsi.deployment.export_tflite."
+            )
     if preset.needs_representative and not callable(representative):
         raise ConfigError(
             "representative must be a function returning an iterator of [x] input lists, got "
