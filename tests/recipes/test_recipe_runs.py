@@ -118,6 +118,12 @@ def test_shipped_recipe_runs_quick_on_synthetic(
     assert "QUICK RUN" in html and "SYNTHETIC" in html
     assert not [p for p in run_dir.rglob("*") if ".part" in p.name]
     _assert_int8_files_are_int8_and_run_on_tflm(run_dir, results["rows"])
+    int4 = [r for r in results["rows"] if r["format"] in ("w4a8", "auto-mixed")]
+    for row in int4:  # the per-layer report of each int4 variant, linked and in the report
+        report = json.loads((run_dir / row["quant_report"]).read_text())
+        assert report["layers"] and report["subset"] == "val"
+        assert f"Quantisation sensitivity: {row['variant']}" in html
+        assert report["layers"][0]["name"] in html
     if name.startswith("kd_"):
         int8 = [r for r in results["rows"] if r["format"] == "int8"]
         assert {r["variant"] for r in int8} == {v.name for v in recipe.variants}

@@ -15,6 +15,7 @@ from tfhsi.data.prepared import prepare
 from tfhsi.data.scene_data import SceneData
 from tfhsi.methods import METHODS, ModelState, StepContext, run_step
 from tfhsi.recipes.maps import draw_map, map_deployed
+from tfhsi.recipes.quant_reports import AEQ_PRESETS, QUANT_REPORT, write_quant_report
 from tfhsi.recipes.schema import ModelSection, Recipe, TrainSection, Variant
 from tfhsi.recipes.sharing import run_stage, stage_key
 from tfhsi.recipes.teachers import teacher_state
@@ -166,6 +167,13 @@ def variant_task(
             keep_int8=variant.keep_int8,
         )
     ]
+    if seed == recipe.seeds[0]:
+        report = write_quant_report(
+            state, list(variant.export), variant.keep_int8, folder, run_dir, log
+        )
+        for row in rows:
+            if report and row["format"] in AEQ_PRESETS:
+                row[QUANT_REPORT] = report
     if recipe.maps and seed == recipe.seeds[0]:
         map_deployed(state, rows, folder, run_dir, pixels=recipe.map_pixels)
     return rows

@@ -141,6 +141,70 @@ def _maps(
     return figures, missing
 
 
+QUANT_LAYERS_SHOWN = 8
+
+
+def _quant_sections(results: RunResults, run_dir: Path, report_dir: Path) -> list[Section]:
+    """One section per per-layer quantisation report the run's rows link (``quant_report``)."""
+    import json
+
+    from tfhsi.report.tables import Column, TableRow
+
+    sections: list[Section] = []
+    seen: set[str] = set()
+    for row in results.rows:
+        rel = row.extra.get("quant_report")
+        if not rel or rel in seen:
+            continue
+        seen.add(rel)
+        path = run_dir / rel
+        if not path.is_file():
+            sections.append(Section(f"Quantisation sensitivity: {row.variant}",
+                                    f"quant-{row.variant}",
+                                    text=[f"report file {rel} is missing"]))  # fmt: skip
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        whole = data["whole"]
+        table = Table(
+            f"{row.variant} ({data['model']}): validation OA each layer costs alone at int4",
+            [
+                Column("rank"),
+                Column("layer", "left"),
+                Column("op", "left"),
+                Column("OA cost alone (pp)"),
+                Column("SNR (dB)"),
+                Column("cosine"),
+            ],
+            [
+                TableRow(
+                    [
+                        str(i),
+                        r["name"],
+                        r["op"],
+                        f"{r['oa_cost_pp']:.2f}",
+                        f"{r['snr_db']:.1f}",
+                        f"{r['cosine']:.4f}",
+                    ]
+                )
+                for i, r in enumerate(data["layers"][:QUANT_LAYERS_SHOWN], start=1)
+            ],
+            notes=[
+                f"{data['pixels']:,} validation pixels (never test); the {data['preset']} file "
+                f"as a whole: OA {whole['oa'] * 100:.2f} % (float {data['float_oa'] * 100:.2f} %);"
+                " SNR and cosine are of each layer's output in that file, against the float file "
+                "(ai-edge-quantizer's model_validator)."
+            ],
+        )
+        png = path.with_suffix(".png")
+        figures = []
+        if png.is_file():
+            link = Path(_relpath(png, report_dir)).as_posix()
+            figures = [Figure(png, link, f"{row.variant}: per-layer SNR and OA cost")]
+        sections.append(Section(f"Quantisation sensitivity: {row.variant}",
+                                f"quant-{row.variant}", [table], figures))  # fmt: skip
+    return sections
+
+
 def _relpath(path: Path, start: Path) -> str:
     import os
 
@@ -171,6 +235,7 @@ def run_document(
     targets = tables.targets_table(results, rows)
     if targets:
         sections.append(Section("Deployment targets", "targets", [targets]))
+    sections += _quant_sections(results, run_dir, report_dir)
     per_class = tables.per_class_table(results, rows)
     if per_class:
         sections.append(Section("Per-class accuracy", "per-class", [per_class],
