@@ -6,7 +6,6 @@ The work is :func:`tfhsi.experiment.quantisation.quant_report` (a Keras model) o
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -44,10 +43,8 @@ def quant_report(
     data_dir: DataDir = None,
 ) -> None:
     """Per-layer quantisation error and OA cost of a model, on its run's validation pixels."""
-    from tfhsi.atomic import write_json, write_text
     from tfhsi.experiment.folders import MODEL_FILE, find_run_dir, load_run
     from tfhsi.experiment.prediction import predictor
-    from tfhsi.experiment.quantisation import plot_layer_errors
     from tfhsi.experiment.quantisation import quant_report as compute
     from tfhsi.experiment.quantisation import quant_report_file as compute_file
     from tfhsi.export.presets import Preset
@@ -75,11 +72,6 @@ def quant_report(
         report, _ = compute(
             keras_model, loaded.prepared, preset=preset, keep_int8=keep_int8, samples=samples
         )
-    folder = out or Path(run_dir) / "quant_report"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{report.model}_{preset}")
-    write_json(folder / f"{stem}.json", report.to_dict())
-    write_text(folder / f"{stem}.md", report.markdown())
-    plot_layer_errors(report, folder / f"{stem}.png")
+    written = report.save(out or Path(run_dir) / "quant_report")
     console.print(report.markdown())
-    console.print(f"written: {folder / stem}.json, .md, .png")
+    console.print(f"written: {written}, .md, .png")

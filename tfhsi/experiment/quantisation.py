@@ -29,6 +29,7 @@ __all__ = [
     "QuantReport",
     "quant_report",
     "quant_report_file",
+    "report_stem",
     "validation_patches",
     "validation_scorer",
 ]
@@ -112,6 +113,17 @@ class QuantReport:
             "notes": self.notes,
         }
 
+    def save(self, folder: Path) -> Path:
+        """Writes ``<model>_<preset>.{png,md,json}`` (:func:`report_stem`) into ``folder``,
+        the JSON last (its presence marks the report done); returns the JSON's path."""
+        from tfhsi.atomic import write_json, write_text
+
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = report_stem(self.model, self.preset)
+        plot_layer_errors(self, folder / f"{stem}.png")
+        write_text(folder / f"{stem}.md", self.markdown())
+        return write_json(folder / f"{stem}.json", self.to_dict())
+
     def markdown(self) -> str:
         w = self.whole
         lines = [
@@ -138,6 +150,13 @@ class QuantReport:
         lines += [f"| {n} | {a * 100:.1f} |" for n, a in w["per_class"].items()]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def report_stem(model: str, preset: str) -> str:
+    """The file name (no suffix) of the report of ``model`` for ``preset``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{model}_{preset}")
 
 
 def quant_report(

@@ -18,6 +18,9 @@ from tfhsi.methods import ModelState
 QUANT_REPORT = "quant_report"
 """The row key naming the report's JSON, relative to the run folder."""
 
+PRESET = "w4a8"
+"""The preset whose per-layer figures the report shows (every layer int4 is what ranks them)."""
+
 AEQ_PRESETS = frozenset(name for name, spec in PRESETS.items() if spec.aeq is not None)
 """The presets ai-edge-quantizer makes (their rows link the report)."""
 
@@ -35,23 +38,18 @@ def write_quant_report(
     cannot be made (e.g. a split without validation pixels; the reason is logged)."""
     if not AEQ_PRESETS.intersection(presets):
         return None
-    out = folder / QUANT_REPORT
-    stem = f"{state.model.name}_w4a8"
-    path = out / f"{stem}.json"
-    if not path.is_file():
-        from tfhsi.atomic import write_json, write_text
-        from tfhsi.experiment.quantisation import plot_layer_errors, quant_report
+    from tfhsi.experiment.quantisation import quant_report, report_stem
 
-        log("  quant-report w4a8 (each layer alone at int4, validation pixels)")
+    out = folder / QUANT_REPORT
+    path = out / f"{report_stem(state.model.name, PRESET)}.json"
+    if not path.is_file():
+        log(f"  quant-report {PRESET} (each layer alone at int4, validation pixels)")
         try:
             report, _ = quant_report(
-                state.model, state.prepared, preset="w4a8", keep_int8=list(keep_int8) or None
+                state.model, state.prepared, preset=PRESET, keep_int8=list(keep_int8) or None
             )
         except TfhsiError as exc:
             log(f"  quant-report skipped: {exc}")
             return None
-        out.mkdir(parents=True, exist_ok=True)
-        plot_layer_errors(report, out / f"{stem}.png")
-        write_text(out / f"{stem}.md", report.markdown())
-        write_json(path, report.to_dict())  # last: its presence marks the report done
+        path = report.save(out)
     return path.relative_to(run_dir).as_posix()

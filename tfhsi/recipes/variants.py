@@ -171,9 +171,10 @@ def variant_task(
         report = write_quant_report(
             state, list(variant.export), variant.keep_int8, folder, run_dir, log
         )
-        for row in rows:
-            if report and row["format"] in AEQ_PRESETS:
-                row[QUANT_REPORT] = report
+        if report:
+            for row in rows:
+                if row["format"] in AEQ_PRESETS:
+                    row[QUANT_REPORT] = report
     if recipe.maps and seed == recipe.seeds[0]:
         map_deployed(state, rows, folder, run_dir, pixels=recipe.map_pixels)
     return rows
