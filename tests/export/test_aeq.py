@@ -242,7 +242,7 @@ def test_calibration_takes_each_tensors_range_over_all_samples_as_the_converter_
     hamida,
 ) -> None:
     """ai-edge-quantizer's own calibrate() keeps a moving average of per-sample ranges, which
-    halved the activation ranges of a lowered hamida3d and cost 4 pp OA; tfhsi's calibration
+    narrowed the activation ranges of a lowered hamida3d and cost OA; tfhsi's calibration
     takes the min of mins and max of maxes, so the int8 file's input scale matches the
     converter's on the same samples."""
     from ai_edge_litert.interpreter import Interpreter

@@ -254,8 +254,8 @@ class AeqQuantizer:
     def _calibrate(self) -> Any:
         """Each tensor's range over all calibration samples (min of mins, max of maxes), as
         the TFLite converter calibrates. ``Quantizer.calibrate`` would keep a moving average
-        of the per-sample ranges instead; with batch-1 samples that halved every activation
-        range of a lowered hamida3d and cost 4 pp of OA against the converter's int8 file."""
+        of the per-sample ranges instead; with batch-1 samples that narrowed every activation
+        range of a lowered hamida3d and cost OA against the converter's int8 file."""
         from ai_edge_quantizer import calibrator, recipe_manager
         from ai_edge_quantizer.utils import qsv_utils
 
