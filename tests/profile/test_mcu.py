@@ -113,3 +113,32 @@ def test_hung_worker_is_killed_counted_as_crash_and_restarted(int8_2d: bytes) ->
         worker.timeout_s = 120.0
         trial, outputs = worker.trial(64 * KIB, _inputs(2))
         assert trial.ok and outputs is not None and outputs.shape == (2, 1, 5)
+
+
+@pytest.mark.parametrize("hint", [None, 100, 4_000, 4_096, 4_112, 9_000, 50_000, 64 * KIB])
+@pytest.mark.parametrize("minimum", [16, 4_096, 4_112, 30_000])
+def test_the_allocation_hint_narrows_the_search_and_never_changes_its_result(
+    hint: int | None, minimum: int
+) -> None:
+    """Whatever TFLM's recorded total says, the bracket keeps the true minimum inside it."""
+    from tfhsi.profile.mcu import _bracket_hint
+
+    probes: list[int] = []
+
+    def runs(arena: int) -> bool:
+        probes.append(arena)
+        return arena >= minimum
+
+    good, bad = _bracket_hint(runs, hint, 64 * KIB, 0, 16)
+    assert bad < minimum <= good and good % 16 == 0 and bad % 16 == 0
+    assert all(0 < p < 64 * KIB for p in probes)  # inside the bracket it was given
+    if hint is not None and _round(hint) == minimum:
+        assert (good, bad) == (minimum, minimum - 16) and len(probes) == 2
+
+
+def _round(value: int, step: int = 16) -> int:
+    return -(-value // step) * step
+
+
+def test_the_search_confirms_tflm_s_allocation_total_in_a_few_interpreters(arena) -> None:
+    assert arena.trials <= 8  # bisection of a 64 KiB bracket alone builds about 15

@@ -5,8 +5,9 @@ code reports failures on stderr and could take the process down, so every trial 
 worker process (:mod:`tfhsi.profile._tflm_worker`): a fresh interpreter per trial, the
 native log captured, a crash counted as a failed trial and the worker restarted.
 
-The arena is found by binary search over multiples of ``granularity``, then verified in
-fresh interpreters: the minimum runs the sample inputs with outputs equal to a generous
+The arena is searched over multiples of ``granularity``, starting from TFLM's own allocation
+total at a generous arena (usually the minimum, so two more interpreters confirm it) and
+closed by bisection, then verified in fresh interpreters: the minimum runs the sample inputs with outputs equal to a generous
 arena's, and an arena clearly smaller (by ``max(1 KiB, 5 %)``) fails. The figure is what
 TFLM needs on *this* 64-bit host with reference kernels: on a 32-bit MCU its bookkeeping
 structs are smaller, while optimised kernels (CMSIS-NN, ESP-NN) may ask for extra scratch
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -100,6 +102,45 @@ def _sample_inputs(trial: Trial, samples: int, seed: int) -> np.ndarray:
     return rng.normal(size=size).astype(dtype)
 
 
+def _recorded_total(log: str) -> int | None:
+    found = _RECORDED.search(log)
+    return int(found.group(1)) if found else None
+
+
+def _bracket_hint(
+    probe_at: Callable[[int], bool], hint: int | None, good: int, bad: int, step: int
+) -> tuple[int, int]:
+    """Narrows ``(good, bad)`` around TFLM's own allocation total before the binary search.
+
+    The recording allocator's total at a generous arena is usually the minimum itself, so the
+    search would need about 15 interpreters to find what two confirm. From the hint the bracket
+    grows by doubling steps, up while the arena fails and down while it runs, so a wrong hint
+    only costs a few extra trials; the binary search then closes whatever bracket is left.
+    """
+    if hint is None or not bad < hint < good:
+        return good, bad
+    arena = _round_up(hint, step)
+    if arena >= good:
+        return good, bad
+    up = probe_at(arena)
+    gap = step
+    while bad < arena < good:
+        if up:
+            good = arena
+            arena = max(bad, (arena - gap) // step * step)
+        else:
+            bad = arena
+            arena = min(good, _round_up(arena + gap, step))
+        if not bad < arena < good:
+            break
+        ok = probe_at(arena)
+        if ok != up:  # the boundary lies between the last two probes
+            good, bad = (arena, bad) if ok else (good, arena)
+            break
+        gap *= 2
+    return good, bad
+
+
 def find_min_arena(
     model: bytes,
     *,
@@ -135,7 +176,7 @@ def find_min_arena(
         hi = _round_up(hi, granularity)
         trials = 0
         while True:
-            probe, _ = worker.trial(hi)
+            probe, _ = worker.trial(hi, record=True)
             trials += 1
             if probe.ok:
                 break
@@ -150,16 +191,24 @@ def find_min_arena(
         reference = hi
         good, bad = hi, lo // granularity * granularity
         bad = min(bad, good - granularity)
-        while good - bad > granularity:
-            mid = (bad + good) // 2 // granularity * granularity
-            trial, _ = worker.trial(mid)
+
+        def probe_at(arena: int) -> bool:
+            nonlocal trials
+            trial, _ = worker.trial(arena)
             trials += 1
             if trial.ok:
+                return True
+            if trial.out_of_memory or trial.crashed:
+                return False
+            raise UnsupportedError(f"{source}: {unsupported_reason(trial)} (arena {arena} bytes)")
+
+        good, bad = _bracket_hint(probe_at, _recorded_total(probe.log), good, bad, granularity)
+        while good - bad > granularity:
+            mid = (bad + good) // 2 // granularity * granularity
+            if probe_at(mid):
                 good = mid
-            elif trial.out_of_memory or trial.crashed:
-                bad = mid
             else:
-                raise UnsupportedError(f"{source}: {unsupported_reason(trial)} (arena {mid} bytes)")
+                bad = mid
         xs = _sample_inputs(probe, samples, seed)
         ref_trial, ref_out = worker.trial(reference, xs, record=True)
         at_min, min_out = worker.trial(good, xs)
@@ -183,14 +232,14 @@ def find_min_arena(
                     f"found {good}; arena needs are not monotonic for this model"
                 )
             verified_fail = fail_at
-        recorded = _RECORDED.search(ref_trial.log)
+        recorded = _recorded_total(ref_trial.log)
     return ArenaResult(
         min_bytes=good,
         verified_ok_at=good,
         verified_fail_at=verified_fail,
         granularity=granularity,
         trials=trials,
-        recorded_bytes=int(recorded.group(1)) if recorded else None,
+        recorded_bytes=recorded,
         reference_arena=reference,
     )
 

@@ -22,6 +22,7 @@ How :func:`assess` decides, per kind:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -140,9 +141,17 @@ def load_target_file(path: str | os.PathLike[str], *, text: str | None = None) -
     path = Path(path)
     try:
         content = path.read_text(encoding="utf-8") if text is None else text
-        data = yaml.safe_load(content)
     except OSError as exc:
         raise ConfigError(f"cannot read target file {path}: {exc}") from exc
+    return _parse_target(str(path), content)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_target(where: str, content: str) -> TargetProfile:
+    """One validated profile per (file, text): recipes read every target file for each row."""
+    path = Path(where)
+    try:
+        data = yaml.safe_load(content)
     except yaml.YAMLError as exc:
         raise ConfigError(f"target file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
