@@ -7,8 +7,9 @@ native log captured, a crash counted as a failed trial and the worker restarted.
 
 The arena is searched over multiples of ``granularity``, starting from TFLM's own allocation
 total at a generous arena (usually the minimum, so two more interpreters confirm it) and
-closed by bisection, then verified in fresh interpreters: the minimum runs the sample inputs with outputs equal to a generous
-arena's, and an arena clearly smaller (by ``max(1 KiB, 5 %)``) fails. The figure is what
+closed by bisection, then verified in fresh interpreters: the minimum runs the sample inputs
+with outputs equal to a generous arena's, and an arena clearly smaller (by
+``max(1 KiB, 5 %)``) fails. The figure is what
 TFLM needs on *this* 64-bit host with reference kernels: on a 32-bit MCU its bookkeeping
 structs are smaller, while optimised kernels (CMSIS-NN, ESP-NN) may ask for extra scratch
 buffers; the target profiles add a RAM overhead for that (see :mod:`tfhsi.profile.targets`).
