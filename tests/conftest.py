@@ -58,3 +58,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     leave the other worker idle while it runs (stable order otherwise)."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile``, with the files that start local Ray clusters as one work unit: one
+    worker runs them one after the other instead of one worker idling on the other's cluster."""
+    if config.getoption("dist") != "loadfile":
+        return None  # xdist's own scheduler
+    from ray_lock import RAY_TEST_FILES
+    from xdist.scheduler import LoadFileScheduling
+
+    class RayFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "local Ray clusters" if scope in RAY_TEST_FILES else scope
+
+    return RayFilesTogether(config, log)  # type: ignore[arg-type]

@@ -13,3 +13,6 @@ from pathlib import Path
 from filelock import FileLock
 
 RAY_LOCK = FileLock(str(Path(tempfile.gettempdir()) / "tfhsi-tests-ray.lock"))
+
+#: The test files that take the lock; ``conftest.py`` schedules them on one xdist worker.
+RAY_TEST_FILES = ("tests/recipes/test_executors.py", "tests/search/test_search_runs.py")

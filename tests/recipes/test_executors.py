@@ -191,3 +191,15 @@ def test_study_survives_a_killed_ray_worker_without_losing_or_redoing_work(
     rewritten = [str(p) for p, mtime in seen.items() if p.stat().st_mtime_ns != mtime]
     assert rewritten == []  # nothing finished before the kill was computed again
     assert len([p for p in seen if p.name == "rows.json"]) == 3 * len(SEEDS)  # teacher + 2
+
+
+def test_every_test_file_that_starts_a_local_ray_cluster_is_scheduled_with_the_others() -> None:
+    from ray_lock import RAY_TEST_FILES
+
+    tests = Path(__file__).resolve().parents[1]
+    takers = {
+        p.relative_to(tests.parent).as_posix()
+        for p in tests.rglob("test_*.py")
+        if "RAY_LOCK" in p.read_text(encoding="utf-8")
+    }
+    assert takers == set(RAY_TEST_FILES)
