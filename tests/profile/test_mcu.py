@@ -121,7 +121,7 @@ def test_the_allocation_hint_narrows_the_search_and_never_changes_its_result(
     hint: int | None, minimum: int
 ) -> None:
     """Whatever TFLM's recorded total says, the bracket keeps the true minimum inside it."""
-    from tfhsi.profile.mcu import _bracket_hint
+    from tfhsi.profile.mcu import _bracket_hint, _round_up
 
     probes: list[int] = []
 
@@ -132,12 +132,8 @@ def test_the_allocation_hint_narrows_the_search_and_never_changes_its_result(
     good, bad = _bracket_hint(runs, hint, 64 * KIB, 0, 16)
     assert bad < minimum <= good and good % 16 == 0 and bad % 16 == 0
     assert all(0 < p < 64 * KIB for p in probes)  # inside the bracket it was given
-    if hint is not None and _round(hint) == minimum:
+    if hint is not None and _round_up(hint, 16) == minimum:
         assert (good, bad) == (minimum, minimum - 16) and len(probes) == 2
-
-
-def _round(value: int, step: int = 16) -> int:
-    return -(-value // step) * step
 
 
 def test_the_search_confirms_tflm_s_allocation_total_in_a_few_interpreters(arena) -> None:

@@ -118,8 +118,16 @@ def _bracket_hint(
     grows by doubling steps, up while the arena fails and down while it runs, so a wrong hint
     only costs a few extra trials; the binary search then closes whatever bracket is left.
     """
-    if hint is None or not bad < hint < good:
+    if hint is None:
         return good, bad
+    arena, gap, up = _round_up(hint, step), step, None
+    while bad < arena < good:
+        ok = probe_at(arena)
+        good, bad = (arena, bad) if ok else (good, arena)
+        if up is not None and ok != up:  # the boundary lies between the last two probes
+            break
+        up, arena, gap = ok, arena - gap if ok else arena + gap, 2 * gap
+    return good, bad
     arena = _round_up(hint, step)
     if arena >= good:
         return good, bad
